@@ -1,0 +1,112 @@
+"""Checkpoints as safetensors + JSON: save a model, and the one loader everything uses.
+
+A checkpoint is a ``model.safetensors`` (weights only) with a ``config.json`` beside
+it holding at least ``{"model": ModelConfig}``; a run directory also holds
+``metrics.json``. Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+
+from .config import ConfigError, ModelConfig
+from .files import atomic_write_bytes
+from .model import DigitSumNet, build_model
+
+WEIGHTS, CONFIG, METRICS = "model.safetensors", "config.json", "metrics.json"
+
+
+class CheckpointError(Exception):
+    """A checkpoint is missing, unreadable, corrupt, or its config does not fit its weights."""
+
+
+@dataclass
+class Checkpoint:
+    """A loaded model with the JSON that describes it."""
+
+    model: DigitSumNet
+    config: dict
+    metrics: dict = field(default_factory=dict)
+    path: Path | None = None
+
+
+def bundled_path() -> Path:
+    """The folder of the pretrained model shipped inside the package."""
+    return Path(str(resources.files("digitsum") / "weights"))
+
+
+def save_weights(model: torch.nn.Module, path: str | os.PathLike) -> None:
+    """Write the model's weights (only) as safetensors, atomically."""
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    atomic_write_bytes(path, save_safetensors(state))
+
+
+def _resolve(path: str | os.PathLike | None) -> tuple[Path, Path]:
+    """(weights file, config file) for a run directory, a .safetensors file or the bundle."""
+    path = bundled_path() if path is None else Path(path)
+    if path.is_dir():
+        return path / WEIGHTS, path / CONFIG
+    if path.suffix == ".safetensors" or path.exists():
+        return path, path.parent / CONFIG
+    raise CheckpointError(f"checkpoint {path} not found: give a run directory or a .safetensors file")
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {what} {path} not found") from None
+    except OSError as error:
+        raise CheckpointError(f"cannot read checkpoint {what} {path}: {error.strerror}") from None
+
+
+def read_json(path: Path, what: str) -> dict:
+    """Parse a JSON object from ``path``, raising CheckpointError with the reason."""
+    try:
+        value = json.loads(_read(path, what))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"checkpoint {what} {path} is not valid JSON ({error})") from None
+    if not isinstance(value, dict):
+        raise CheckpointError(f"checkpoint {what} {path} is not a JSON object")
+    return value
+
+
+def load_state(path: Path) -> dict[str, torch.Tensor]:
+    """Read a safetensors file into a state dict (CheckpointError if corrupt)."""
+    try:
+        return load_safetensors(_read(path, "weights"))
+    except (SafetensorError, ValueError) as error:
+        raise CheckpointError(f"checkpoint weights {path} are corrupt ({error})") from None
+
+
+def load_checkpoint(path: str | os.PathLike | None = None, device: torch.device | str = "cpu") -> Checkpoint:
+    """Load a model for inference from a run directory, a .safetensors file, or the bundle."""
+    weights, config_path = _resolve(path)
+    config = read_json(config_path, "config")
+    try:
+        model_config = ModelConfig.from_dict(config.get("model", {}))
+    except (ConfigError, TypeError) as error:
+        raise CheckpointError(f"checkpoint config {config_path}: {error}") from None
+    model = build_model(model_config)
+    state = load_state(weights)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[1:2] or [str(error)]
+        raise CheckpointError(
+            f"checkpoint weights {weights} do not match its config ({model_config.arch} architecture): "
+            f"{first[0].strip()}"
+        ) from None
+    metrics_path = config_path.parent / METRICS
+    metrics = read_json(metrics_path, "metrics") if metrics_path.is_file() else {}
+    model.to(device).eval()
+    return Checkpoint(model, config, metrics, weights)

@@ -1,0 +1,91 @@
+"""Frozen configuration dataclasses: the one home of digitsum's defaults."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+ARCHS = ("default", "seed")
+
+
+class ConfigError(ValueError):
+    """A configuration value is out of range."""
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The network's shape; enough to rebuild it from a checkpoint."""
+
+    arch: str = "default"
+    """``default`` (digitsum's network) or ``seed`` (the notebook's, for comparison)."""
+    conv1: int = 16
+    """Channels of the first convolution (default architecture)."""
+    conv2: int = 32
+    """Channels of the second convolution (default architecture)."""
+    hidden: int = 128
+    """Width of the image features and of the fused layer (default architecture)."""
+    embedding: int = 16
+    """Size of the number's embedding (default architecture)."""
+
+    def __post_init__(self):
+        _check(self.arch in ARCHS, f"unknown architecture {self.arch!r}; choose one of {', '.join(ARCHS)}")
+        for name in ("conv1", "conv2", "hidden", "embedding"):
+            _check(isinstance(getattr(self, name), int) and getattr(self, name) > 0,
+                   f"model {name} must be a positive integer, got {getattr(self, name)!r}")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> ModelConfig:
+        """Rebuild from ``asdict`` output, ignoring unknown keys."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train: the defaults are the recipe that meets README's targets."""
+
+    epochs: int = 8
+    """Passes over the training images."""
+    batch_size: int = 128
+    """Images per optimizer step (global: split across processes under torchrun)."""
+    lr: float = 4e-3
+    """Peak learning rate of the one-cycle schedule (AdamW)."""
+    weight_decay: float = 5e-4
+    """AdamW weight decay."""
+    max_shift: int = 2
+    """Random translation of training images, in pixels (0 disables it)."""
+    seed: int = 0
+    """Seeds the weights, the per-epoch order, numbers and shifts."""
+    threads: int = 0
+    """CPU threads for torch (0: torch's own choice)."""
+    device: str = "cpu"
+    """``cpu``, ``cuda``, ``cuda:N``, ``mps`` or ``auto``."""
+    limit: int = 0
+    """Use only the first N training images (0: all); for smoke tests."""
+    val_size: int = 5000
+    """Training images held out (the last ones) for per-epoch validation."""
+
+    def __post_init__(self):
+        _check(self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}")
+        _check(self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}")
+        _check(self.lr > 0, f"--lr must be positive, got {self.lr}")
+        _check(self.weight_decay >= 0, f"--weight-decay must be non-negative, got {self.weight_decay}")
+        _check(0 <= self.max_shift <= 8, f"--max-shift must be 0-8, got {self.max_shift}")
+        _check(self.threads >= 0, f"--threads must be non-negative, got {self.threads}")
+        _check(self.limit >= 0, f"--limit must be non-negative, got {self.limit}")
+        _check(0 < self.val_size < 60000, f"--val-size must be 1-59999, got {self.val_size}")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,131 @@
+"""NumberMixture: MNIST images paired with numbers 0-9, served as in-memory batches.
+
+Each image is paired with a number; the targets are the digit and digit + number.
+Images stay in memory as one uint8 tensor and batches are built by indexing it, with
+normalisation (and, for training, a random shift) applied to the whole batch.
+
+* Training numbers, order and shifts are drawn anew each epoch from a generator seeded
+  by ``(seed, epoch)``: any process can rebuild epoch ``k`` without replaying epochs
+  before it, which is what resuming and distributed training rely on.
+* Validation and test numbers are fixed by a seed of their own, so every evaluation of
+  every model sees the same pairs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+MEAN, STD = 0.1307, 0.3081  # MNIST training-set pixel statistics (on a 0-1 scale)
+VAL_NUMBER_SEED = 1_000_003
+TEST_NUMBER_SEED = 2_000_003
+NUM_DIGITS, NUM_SUMS = 10, 19
+
+
+def normalize(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images (B, 28, 28) -> float32 (B, 1, 28, 28), normalised as in training."""
+    x = images.to(torch.float32).unsqueeze(1).div_(255.0)
+    return x.sub_(MEAN).div_(STD)
+
+
+def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Translate each uint8 image (B, 28, 28) by up to ``max_shift`` pixels, zero-filled."""
+    if max_shift <= 0:
+        return images
+    b, h, w = images.shape
+    padded = F.pad(images, (max_shift,) * 4)  # (B, H+2s, W+2s)
+    dy = torch.randint(0, 2 * max_shift + 1, (b,), generator=generator)
+    dx = torch.randint(0, 2 * max_shift + 1, (b,), generator=generator)
+    rows = (dy[:, None] + torch.arange(h))[:, :, None]  # (B, H, 1)
+    cols = (dx[:, None] + torch.arange(w))[:, None, :]  # (B, 1, W)
+    return padded[torch.arange(b)[:, None, None], rows, cols]
+
+
+def fixed_numbers(n: int, seed: int) -> torch.Tensor:
+    """``n`` numbers 0-9 drawn from a generator seeded with ``seed``."""
+    return torch.randint(0, 10, (n,), generator=torch.Generator().manual_seed(seed))
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """The generator that draws epoch ``epoch``'s order, numbers and shifts."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
+@dataclass
+class Batch:
+    """One batch: normalised images and their numbers and targets."""
+
+    images: torch.Tensor  # (B, 1, 28, 28) float32
+    numbers: torch.Tensor  # (B,) int64, 0-9
+    digits: torch.Tensor  # (B,) int64, 0-9
+    sums: torch.Tensor  # (B,) int64, 0-18
+
+
+class NumberMixture:
+    """MNIST images with numbers: fixed numbers for evaluation, redrawn ones for training."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, numbers: torch.Tensor | None = None):
+        if images.dtype != torch.uint8 or images.shape[1:] != (28, 28):
+            raise ValueError(f"images must be uint8 (N, 28, 28), got {images.dtype} {tuple(images.shape)}")
+        if len(labels) != len(images) or (numbers is not None and len(numbers) != len(images)):
+            raise ValueError("images, labels and numbers must have the same length")
+        self.images = images  # (N, 28, 28) uint8
+        self.labels = labels  # (N,) int64
+        self.numbers = numbers  # (N,) int64 or None: drawn per epoch
+
+    @classmethod
+    def fixed(cls, images: torch.Tensor, labels: torch.Tensor, seed: int) -> NumberMixture:
+        """An evaluation mixture whose numbers are fixed by ``seed``."""
+        return cls(images, labels, fixed_numbers(len(images), seed))
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int, int]:
+        """(image (1, 28, 28) float, number, digit, sum): the notebook's per-item view."""
+        if self.numbers is None:
+            raise TypeError("a training mixture draws its numbers per epoch; use epoch_batches")
+        number, digit = int(self.numbers[i]), int(self.labels[i])
+        return normalize(self.images[i : i + 1])[0], number, digit, digit + number
+
+    def _batch(self, idx: torch.Tensor, numbers: torch.Tensor, images: torch.Tensor | None = None) -> Batch:
+        digits = self.labels[idx]
+        raw = self.images[idx] if images is None else images
+        return Batch(normalize(raw), numbers, digits, digits + numbers)
+
+    def batches(self, batch_size: int, start: int = 0, stop: int | None = None) -> Iterator[Batch]:
+        """Items ``start:stop`` in order, with their fixed numbers (for evaluation)."""
+        if self.numbers is None:
+            raise TypeError("a training mixture has no fixed numbers; use epoch_batches")
+        stop = len(self) if stop is None else stop
+        for i in range(start, stop, batch_size):
+            idx = torch.arange(i, min(i + batch_size, stop))
+            yield self._batch(idx, self.numbers[idx])
+
+    def epoch_batches(
+        self, epoch: int, seed: int, batch_size: int, max_shift: int = 0, rank: int = 0, world_size: int = 1
+    ) -> Iterator[Batch]:
+        """Epoch ``epoch``'s shuffled batches with fresh numbers (and shifts).
+
+        Every rank draws the same permutation and numbers; rank ``r`` of ``world_size``
+        takes items ``r, r + W, r + 2W, ...`` of each global batch of
+        ``batch_size * world_size`` items, so the global batch is the same whatever W is.
+        """
+        g = epoch_generator(seed, epoch)
+        n = len(self)
+        order = torch.randperm(n, generator=g)
+        numbers = torch.randint(0, 10, (n,), generator=g)
+        global_batch = batch_size * world_size
+        for i in range(0, n - global_batch + 1 if n >= global_batch else 1, global_batch):
+            chunk = torch.arange(i, min(i + global_batch, n))
+            shifted = random_shift(self.images[order[chunk]], max_shift, g)
+            mine = slice(rank, None, world_size)
+            idx = order[chunk][mine]
+            yield self._batch(idx, numbers[chunk][mine], shifted[mine])
+
+    def steps_per_epoch(self, batch_size: int, world_size: int = 1) -> int:
+        """How many batches ``epoch_batches`` yields (the last partial batch is dropped)."""
+        return max(1, len(self) // (batch_size * world_size))

@@ -1,0 +1,139 @@
+"""The command line: evaluate --json, entry points, and one clear line for every bad input."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from digitsum.cli import main
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(err: str, *fragments: str) -> None:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_evaluate_json_reports_every_figure(capsys, small_run, mnist_dir):
+    code, out, _ = run_cli(capsys, "evaluate", "--checkpoint", str(small_run), "--data-dir", str(mnist_dir), "--json")
+    assert code == 0
+    metrics = json.loads(out)
+    assert metrics["n"] == 10000 and metrics["all_pairs_n"] == 100000
+    for key in ("digit_accuracy", "sum_accuracy", "consistency", "all_pairs_sum_accuracy"):
+        assert 0.9 < metrics[key] <= 1.0
+    training = json.loads((small_run / "metrics.json").read_text())
+    assert {k: training[k] for k in metrics} == metrics  # the same figures training reported
+
+
+def test_evaluate_takes_a_safetensors_file(capsys, small_run, mnist_dir):
+    code, out, _ = run_cli(capsys, "evaluate", "--checkpoint", str(small_run / "model.safetensors"),
+                           "--data-dir", str(mnist_dir), "--json")
+    assert code == 0
+    assert json.loads(out)["digit_accuracy"] == json.loads((small_run / "metrics.json").read_text())["digit_accuracy"]
+
+
+def test_console_script_and_module_both_run(small_run, mnist_dir):
+    for cmd in (["digitsum"], [sys.executable, "-m", "digitsum"]):
+        result = subprocess.run([*cmd, "--version"], capture_output=True, text=True, check=True)
+        assert result.stdout.startswith("digitsum ")
+
+
+@pytest.mark.parametrize(("argv", "fragment"), [
+    (["train", "--epochs", "-1"], "--epochs must be at least 1, got -1"),
+    (["train", "--epochs", "two"], "invalid int value: 'two'"),
+    (["train", "--arch", "huge"], "invalid choice: 'huge'"),
+    (["train", "--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+    (["train", "--lr", "-0.1"], "--lr must be positive"),
+    (["train", "--device", "tpu"], "unknown device 'tpu'"),
+    (["evaluate", "--nonsense"], "unrecognized arguments: --nonsense"),
+])
+def test_bad_option_values_exit_nonzero_with_one_line(capsys, argv, fragment):
+    code, _, err = run_cli(capsys, *argv)
+    assert code in (1, 2)
+    assert_one_line_error(err, fragment)
+
+
+def test_missing_checkpoint(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "evaluate", "--checkpoint", str(tmp_path / "nothing"))
+    assert code == 1
+    assert_one_line_error(err, "not found")
+
+
+def test_corrupt_weights(capsys, small_run, tmp_path):
+    shutil.copy(small_run / "config.json", tmp_path)
+    (tmp_path / "model.safetensors").write_bytes((small_run / "model.safetensors").read_bytes()[:500])
+    code, _, err = run_cli(capsys, "evaluate", "--checkpoint", str(tmp_path))
+    assert code == 1
+    assert_one_line_error(err, "corrupt")
+
+
+def test_unreadable_checkpoint(capsys, small_run, tmp_path):
+    if os.geteuid() == 0:  # root reads everything: use a directory where a file is expected
+        (tmp_path / "model.safetensors").mkdir()
+    else:
+        (tmp_path / "model.safetensors").write_bytes(b"x")
+        (tmp_path / "model.safetensors").chmod(0)
+    shutil.copy(small_run / "config.json", tmp_path)
+    code, _, err = run_cli(capsys, "evaluate", "--checkpoint", str(tmp_path))
+    assert code == 1
+    assert_one_line_error(err, "cannot read checkpoint weights")
+
+
+def test_config_that_does_not_match_the_weights(capsys, small_run, tmp_path):
+    shutil.copy(small_run / "model.safetensors", tmp_path)
+    config = json.loads((small_run / "config.json").read_text())
+    config["model"]["arch"] = "seed"
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    code, _, err = run_cli(capsys, "evaluate", "--checkpoint", str(tmp_path))
+    assert code == 1
+    assert_one_line_error(err, "do not match its config")
+
+
+def test_config_that_is_not_json(capsys, small_run, tmp_path):
+    shutil.copy(small_run / "model.safetensors", tmp_path)
+    (tmp_path / "config.json").write_text("{not json")
+    code, _, err = run_cli(capsys, "evaluate", "--checkpoint", str(tmp_path))
+    assert code == 1
+    assert_one_line_error(err, "not valid JSON")
+
+
+def test_corrupt_data_file(capsys, mnist_dir, tmp_path):
+    for p in mnist_dir.glob("*.gz"):
+        (tmp_path / p.name).symlink_to(p.resolve())
+    name = "t10k-labels-idx1-ubyte.gz"
+    (tmp_path / name).unlink()
+    raw = bytearray(gzip.decompress((mnist_dir / name).read_bytes()))
+    raw[0] = 7
+    (tmp_path / name).write_bytes(gzip.compress(bytes(raw)))
+    code, _, err = run_cli(capsys, "train", "--data-dir", str(tmp_path), "--out", str(tmp_path / "run"))
+    assert code == 1
+    assert_one_line_error(err, name, "bad magic number")
+    assert not (tmp_path / "run").exists()
+
+
+def test_missing_data_with_every_mirror_down(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("DIGITSUM_MIRRORS", "http://127.0.0.1:9/")  # the discard port: refused
+    code, _, err = run_cli(capsys, "train", "--data-dir", str(tmp_path / "empty"), "--out", str(tmp_path / "run"))
+    assert code == 1
+    assert_one_line_error(err, "every mirror failed", "train-images-idx3-ubyte", str(tmp_path / "empty"))
+    assert not (tmp_path / "run").exists()
+
+
+def test_output_directory_that_holds_a_run(capsys, small_run, mnist_dir):
+    code, _, err = run_cli(capsys, "train", "--data-dir", str(mnist_dir), "--out", str(small_run))
+    assert code == 1
+    assert_one_line_error(err, "already holds a run", "--overwrite")

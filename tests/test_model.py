@@ -1,0 +1,36 @@
+"""The networks: output shapes for both architectures; the sum is a learned output."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from digitsum.config import ConfigError, ModelConfig
+from digitsum.model import build_model
+
+
+@pytest.mark.parametrize("arch", ["default", "seed"])
+def test_outputs_have_ten_digit_and_nineteen_sum_logits(arch):
+    model = build_model(ModelConfig(arch=arch)).eval()
+    digits, sums = model(torch.randn(5, 1, 28, 28), torch.tensor([0, 1, 5, 9, 3]))
+    assert digits.shape == (5, 10) and sums.shape == (5, 19)
+
+
+def test_seed_architecture_is_the_notebooks():
+    model = build_model(ModelConfig(arch="seed"))
+    convs = [m for m in model.image_branch if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.out_channels, c.kernel_size) for c in convs] == [(6, (5, 5)), (12, (5, 5))]
+    assert model.fusion[0].out_features == 60 and model.digit_head.in_features == 60
+
+
+def test_the_number_changes_the_sum_logits():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig()).eval()
+    image = torch.randn(1, 1, 28, 28).repeat(2, 1, 1, 1)
+    _, sums = model(image, torch.tensor([2, 7]))
+    assert not torch.allclose(sums[0], sums[1])
+
+
+def test_unknown_architecture_is_refused():
+    with pytest.raises(ConfigError, match="unknown architecture 'big'"):
+        ModelConfig(arch="big")

@@ -1,0 +1,73 @@
+"""Training: a short real run on MNIST, the run directory, determinism."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from safetensors.torch import load_file
+
+from digitsum.config import ModelConfig, TrainConfig
+from digitsum.train import RunDirError, train
+
+EPOCH_KEYS = {"epoch", "train_loss", "train_digit_accuracy", "train_sum_accuracy",
+              "val_digit_accuracy", "val_sum_accuracy", "seconds"}
+
+
+def history(run) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_short_run_reaches_sane_test_accuracy(small_run):
+    metrics = json.loads((small_run / "metrics.json").read_text())
+    assert metrics["n"] == 10000
+    assert metrics["digit_accuracy"] > 0.95
+    assert metrics["sum_accuracy"] > 0.90
+    assert metrics["all_pairs_sum_accuracy"] > 0.90
+
+
+def test_run_directory_holds_weights_config_and_history(small_run):
+    assert {p.name for p in small_run.iterdir()} == {"model.safetensors", "config.json", "metrics.jsonl",
+                                                      "metrics.json"}
+    lines = history(small_run)
+    assert [h["epoch"] for h in lines] == [1, 2, 3]
+    assert all(EPOCH_KEYS <= h.keys() for h in lines)
+    assert lines[-1]["train_loss"] < lines[0]["train_loss"]
+    config = json.loads((small_run / "config.json").read_text())
+    assert config["model"]["arch"] == "default" and config["seed"] == 0
+    assert config["train"]["limit"] == 8000 and config["data"]["train_images"] == 8000
+    assert set(config["data"]["sha256"]) == {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                                             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"}
+    assert {"torch", "digitsum", "python"} <= config["versions"].keys()
+    assert load_file(small_run / "model.safetensors")  # plain tensors, no pickle
+
+
+def test_train_accuracy_is_per_epoch_not_cumulative(small_run):
+    lines = history(small_run)
+    # A counter that is never reset would average the poor first epoch into every later one.
+    assert lines[-1]["train_digit_accuracy"] > lines[0]["train_digit_accuracy"] + 0.05
+
+
+def test_same_seed_and_threads_give_identical_metrics(mnist_dir, tmp_path):
+    cfg = TrainConfig(epochs=2, batch_size=100, limit=1500, threads=1, seed=3, val_size=1000)
+    for name in ("a", "b"):
+        train(ModelConfig(), cfg, tmp_path / name, data_dir=str(mnist_dir))
+    strip = [{k: v for k, v in h.items() if k != "seconds"} for h in history(tmp_path / "a")]
+    assert strip == [{k: v for k, v in h.items() if k != "seconds"} for h in history(tmp_path / "b")]
+    a, b = (json.loads((tmp_path / n / "metrics.json").read_text()) for n in "ab")
+    assert {k: v for k, v in a.items() if k != "train_seconds"} == {k: v for k, v in b.items() if k != "train_seconds"}
+    assert (tmp_path / "a" / "model.safetensors").read_bytes() == (tmp_path / "b" / "model.safetensors").read_bytes()
+
+
+def test_refuses_a_directory_that_holds_a_run(small_run, mnist_dir):
+    before = (small_run / "model.safetensors").read_bytes()
+    with pytest.raises(RunDirError, match="already holds a run"):
+        train(ModelConfig(), TrainConfig(epochs=1, limit=100), small_run, data_dir=str(mnist_dir))
+    assert (small_run / "model.safetensors").read_bytes() == before
+
+
+def test_seed_architecture_trains(mnist_dir, tmp_path):
+    cfg = TrainConfig(epochs=1, batch_size=100, limit=2000, threads=1, val_size=1000, lr=0.01)
+    metrics = train(ModelConfig(arch="seed"), cfg, tmp_path / "seed", data_dir=str(mnist_dir))
+    assert metrics["digit_accuracy"] > 0.5
+    assert json.loads((tmp_path / "seed" / "config.json").read_text())["model"]["arch"] == "seed"
