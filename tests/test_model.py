@@ -20,7 +20,7 @@ def test_seed_architecture_is_the_notebooks():
     model = build_model(ModelConfig(arch="seed"))
     convs = [m for m in model.image_branch if isinstance(m, torch.nn.Conv2d)]
     assert [(c.out_channels, c.kernel_size) for c in convs] == [(6, (5, 5)), (12, (5, 5))]
-    assert model.fusion[0].out_features == 60 and model.digit_head.in_features == 60
+    assert model.fusion[0].out_features == 60 and model.digit_head.in_features == 60  # both heads after fc 60
 
 
 def test_the_number_changes_the_sum_logits():
@@ -34,3 +34,21 @@ def test_the_number_changes_the_sum_logits():
 def test_unknown_architecture_is_refused():
     with pytest.raises(ConfigError, match="unknown architecture 'big'"):
         ModelConfig(arch="big")
+
+
+def test_default_digit_does_not_depend_on_the_number():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig()).eval()
+    image = torch.randn(1, 1, 28, 28).repeat(3, 1, 1, 1)
+    digits, _ = model(image, torch.tensor([0, 4, 9]))
+    assert torch.equal(digits[0], digits[1]) and torch.equal(digits[0], digits[2])
+
+
+@pytest.mark.parametrize("arch", ["default", "seed"])
+def test_features_then_heads_equals_forward(arch):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(arch=arch)).eval()
+    images, numbers = torch.randn(4, 1, 28, 28), torch.tensor([1, 2, 3, 4])
+    direct = model(images, numbers)
+    split = model.heads(model.features(images), numbers)
+    assert all(torch.allclose(a, b) for a, b in zip(direct, split, strict=True))

@@ -49,21 +49,17 @@ def infer(model: DigitSumNet, mixture: NumberMixture, batch_size: int = 2000,
 def all_pairs_sums(model: DigitSumNet, images: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
     """Predicted sum for every image (N, 28, 28 uint8) with every number 0-9 -> (N, 10).
 
-    The image branch runs once per image; only the number branch, fusion and sum head run
-    for each of the ten numbers.
+    The image branch runs once per image; only the heads run for each of the ten numbers.
     """
     model.eval()
     device = model_device(model)
-    numbers = torch.arange(10, device=device)
     out = []
     for i in range(0, len(images), batch_size):
-        feats = model.image_branch(normalize(images[i : i + batch_size]).to(device))  # (B, F)
+        feats = model.features(normalize(images[i : i + batch_size]).to(device))  # (B, F)
         b = len(feats)
-        fused = model.fusion(torch.cat([
-            feats.repeat_interleave(10, 0),  # (B*10, F)
-            model.number_branch(numbers.repeat(b)),  # (B*10, E)
-        ], 1))
-        out.append(model.sum_head(fused).argmax(1).view(b, 10).cpu())
+        numbers = torch.arange(10, device=device).repeat(b)  # (B*10,)
+        _, sums = model.heads(feats.repeat_interleave(10, 0), numbers)  # (B*10, 19)
+        out.append(sums.argmax(1).view(b, 10).cpu())
     return torch.cat(out)
 
 

@@ -13,19 +13,58 @@ from .mixture import NUM_DIGITS, NUM_SUMS
 
 
 class DigitSumNet(nn.Module):
-    """Two inputs (image, number), two outputs (digit logits, sum logits)."""
+    """Two inputs (image, number), two outputs (digit logits, sum logits).
+
+    ``features`` runs the image branch; ``heads`` turns image features and numbers into
+    both outputs, so one image can be paired with many numbers at the cost of one image
+    pass (see ``evaluate.all_pairs_sums``).
+    """
 
     def __init__(self, image_branch: nn.Module, number_branch: nn.Module, fusion: nn.Module, width: int):
         super().__init__()
         self.image_branch = image_branch  # (B, 1, 28, 28) -> (B, F)
         self.number_branch = number_branch  # (B,) -> (B, E)
-        self.fusion = fusion  # (B, F + E) -> (B, width)
-        self.digit_head = nn.Linear(width, NUM_DIGITS)
+        self.fusion = fusion  # (B, F + E [+ 10]) -> (B, width)
         self.sum_head = nn.Linear(width, NUM_SUMS)
 
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 1, 28, 28) normalised images -> (B, F) image features."""
+        return self.image_branch(images)
+
+    def heads(self, features: torch.Tensor, numbers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, F) features and (B,) numbers -> (B, 10) digit logits, (B, 19) sum logits."""
+        raise NotImplementedError
+
     def forward(self, images: torch.Tensor, numbers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        features = torch.cat([self.image_branch(images), self.number_branch(numbers)], dim=1)
-        fused = self.fusion(features)  # (B, width)
+        return self.heads(self.features(images), numbers)
+
+
+class FusedNet(DigitSumNet):
+    """digitsum's head layout: the digit is read from the image alone (it cannot depend on
+    the number); the sum from the image features, the number's embedding and the digit
+    logits, fused by a hidden layer. The sum is still learned, not computed."""
+
+    def __init__(self, image_branch: nn.Module, number_branch: nn.Module, fusion: nn.Module, width: int,
+                 feature_dim: int):
+        super().__init__(image_branch, number_branch, fusion, width)
+        self.digit_head = nn.Linear(feature_dim, NUM_DIGITS)
+
+    def heads(self, features, numbers):
+        digit_logits = self.digit_head(features)  # (B, 10)
+        fused = self.fusion(torch.cat([features, self.number_branch(numbers), digit_logits], dim=1))
+        return digit_logits, self.sum_head(fused)  # (B, 10), (B, 19)
+
+
+class ConcatNet(DigitSumNet):
+    """The notebook's head layout: image features and number embedding concatenated, both
+    heads reading the fused layer."""
+
+    def __init__(self, image_branch: nn.Module, number_branch: nn.Module, fusion: nn.Module, width: int):
+        super().__init__(image_branch, number_branch, fusion, width)
+        self.digit_head = nn.Linear(width, NUM_DIGITS)
+
+    def heads(self, features, numbers):
+        fused = self.fusion(torch.cat([features, self.number_branch(numbers)], dim=1))  # (B, width)
         return self.digit_head(fused), self.sum_head(fused)  # (B, 10), (B, 19)
 
 
@@ -40,7 +79,7 @@ def conv_block(c_in: int, c_out: int) -> nn.Sequential:
 
 
 def build_default(cfg: ModelConfig) -> DigitSumNet:
-    """digitsum's network: two conv blocks with batch norm, a learned number embedding."""
+    """digitsum's network: two conv blocks with batch norm, a number embedding, fused heads."""
     image_branch = nn.Sequential(
         conv_block(1, cfg.conv1),  # (B, C1, 14, 14)
         conv_block(cfg.conv1, cfg.conv2),  # (B, C2, 7, 7)
@@ -48,8 +87,8 @@ def build_default(cfg: ModelConfig) -> DigitSumNet:
         nn.Linear(cfg.conv2 * 7 * 7, cfg.hidden),
         nn.ReLU(inplace=True),
     )
-    fusion = nn.Sequential(nn.Linear(cfg.hidden + cfg.embedding, cfg.hidden), nn.ReLU(inplace=True))
-    return DigitSumNet(image_branch, nn.Embedding(10, cfg.embedding), fusion, cfg.hidden)
+    fusion = nn.Sequential(nn.Linear(cfg.hidden + cfg.embedding + NUM_DIGITS, cfg.hidden), nn.ReLU(inplace=True))
+    return FusedNet(image_branch, nn.Embedding(10, cfg.embedding), fusion, cfg.hidden, cfg.hidden)
 
 
 def build_seed() -> DigitSumNet:
@@ -61,7 +100,7 @@ def build_seed() -> DigitSumNet:
         nn.Linear(12 * 4 * 4, 120), nn.ReLU(),
     )
     fusion = nn.Sequential(nn.Linear(120 + 10, 60), nn.ReLU())
-    return DigitSumNet(image_branch, nn.Embedding(10, 10), fusion, 60)
+    return ConcatNet(image_branch, nn.Embedding(10, 10), fusion, 60)
 
 
 def build_model(cfg: ModelConfig) -> DigitSumNet:
