@@ -127,7 +127,7 @@ def train(
     out: str | Path,
     data_dir: str | None = None,
     overwrite: bool = False,
-    on_epoch: Callable[[EpochRecord], None] | None = None,
+    on_epoch: Callable[[EpochRecord, torch.nn.Module], None] | None = None,
     on_step: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Train, validate each epoch, keep the best weights, test them; returns the test metrics."""
@@ -158,8 +158,8 @@ def train(
         if score >= best:  # ties go to the later epoch
             best, best_epoch = score, epoch
             save_weights(model, out / WEIGHTS)
-        if on_epoch:
-            on_epoch(record)
+        if on_epoch:  # gets the model too, e.g. for a benchmark's test figures
+            on_epoch(record, model)
 
     model.load_state_dict(load_state(out / WEIGHTS))
     metrics = evaluate(model, data["test"])

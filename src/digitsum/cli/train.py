@@ -62,7 +62,7 @@ class Progress:
             sys.stderr.write("\r\033[K")
         sys.stderr.flush()
 
-    def epoch_done(self, r) -> None:
+    def epoch_done(self, r, model=None) -> None:
         print(f"epoch {r.epoch:>2}/{self.epochs}  loss {r.train_loss:.4f}  "
               f"train digit {100 * r.train_digit_accuracy:.2f}% sum {100 * r.train_sum_accuracy:.2f}%  "
               f"val digit {100 * r.val_digit_accuracy:.2f}% sum {100 * r.val_sum_accuracy:.2f}%  "
