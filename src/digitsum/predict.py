@@ -1,0 +1,137 @@
+"""Predictions on people's images: ``load_model()`` returns a Predictor.
+
+A Predictor pairs a backend (a function from normalised images and numbers to logits)
+with the checkpoint's config and metrics. Every image goes through ``preprocess`` to
+become a 28x28 MNIST-style digit; ``predict_arrays`` is the batched core the others use.
+"""
+
+from __future__ import annotations
+
+import numbers as _numbers
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .checkpoint import load_checkpoint
+from .mixture import normalize
+from .model import DigitSumNet
+from .preprocess import open_image, to_mnist
+
+BATCH_SIZE = 256
+
+
+@dataclass
+class Prediction:
+    """What the model read: the digit, the sum, their probabilities, and the 28x28 image it saw."""
+
+    digit: int
+    sum: int
+    digit_probabilities: list[float]  # 10
+    sum_probabilities: list[float]  # 19
+    image: np.ndarray = field(repr=False)  # (28, 28) uint8, light ink on black
+
+    @property
+    def digit_probability(self) -> float:
+        return self.digit_probabilities[self.digit]
+
+    @property
+    def sum_probability(self) -> float:
+        return self.sum_probabilities[self.sum]
+
+
+def check_number(value) -> int:
+    """``value`` as an int 0-9; integer strings such as "7" are accepted, anything else is a ValueError."""
+    number = None
+    if isinstance(value, _numbers.Integral) and not isinstance(value, (bool, np.bool_)):
+        number = int(value)
+    elif isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        number = int(value.strip())
+    if number is None or not 0 <= number <= 9:
+        raise ValueError(f"number must be an integer 0-9, got {value!r}")
+    return number
+
+
+class TorchBackend:
+    """A DigitSumNet as a function of numpy arrays: (images, numbers) -> (digit logits, sum logits)."""
+
+    def __init__(self, model: DigitSumNet):
+        self.model = model.eval()
+        self.device = next(model.parameters()).device
+
+    def __call__(self, images: np.ndarray, numbers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """images float32 (N, 1, 28, 28) normalised, numbers int64 (N,) -> logits (N, 10), (N, 19)."""
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).to(self.device)
+            n = torch.from_numpy(np.ascontiguousarray(numbers, dtype=np.int64)).to(self.device)
+            digit, total = self.model(x, n)
+        return digit.float().cpu().numpy(), total.float().cpu().numpy()
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits.astype(np.float64) - logits.max(1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(1, keepdims=True)
+
+
+class Predictor:
+    """A model ready for people's images: ``predict``, ``predict_batch`` and ``predict_arrays``."""
+
+    def __init__(self, backend: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
+                 config: dict, metrics: dict):
+        self.backend = backend
+        self.config = config
+        self.metrics = metrics
+
+    def predict(self, image, number) -> Prediction:
+        """One image (a path, bytes, a PIL image or a numpy array) and a number 0-9."""
+        number = check_number(number)
+        return self.predict_arrays(to_mnist(open_image(image))[None], [number])[0]
+
+    def predict_batch(self, images: Sequence, numbers: Sequence, batch_size: int = BATCH_SIZE) -> list[Prediction]:
+        """Many images with their numbers, preprocessed one by one and predicted in batches."""
+        if len(images) != len(numbers):
+            raise ValueError(f"{len(images)} images but {len(numbers)} numbers: give one number per image")
+        checked = [check_number(n) for n in numbers]
+        digits = np.stack([to_mnist(open_image(image)) for image in images]) if images else _EMPTY
+        return self.predict_arrays(digits, checked, batch_size)
+
+    def predict_arrays(self, images28: np.ndarray, numbers: Sequence[int],
+                       batch_size: int = BATCH_SIZE) -> list[Prediction]:
+        """MNIST-style uint8 images (N, 28, 28) and numbers 0-9 -> one Prediction each, in batches."""
+        images28 = np.asarray(images28, dtype=np.uint8)
+        numbers = np.asarray(numbers, dtype=np.int64)  # (N,)
+        if images28.ndim != 3 or images28.shape[1:] != (28, 28) or len(numbers) != len(images28):
+            raise ValueError(f"expected uint8 images (N, 28, 28) and N numbers, got {images28.shape} "
+                             f"and {numbers.shape}")
+        out = []
+        for i in range(0, len(images28), batch_size):
+            chunk = images28[i : i + batch_size]  # (B, 28, 28)
+            x = normalize(torch.from_numpy(chunk)).numpy()  # (B, 1, 28, 28), as in training
+            digit_logits, sum_logits = self.backend(x, numbers[i : i + batch_size])
+            digit_probs, sum_probs = _softmax(digit_logits), _softmax(sum_logits)  # (B, 10), (B, 19)
+            for j in range(len(chunk)):
+                out.append(Prediction(int(digit_probs[j].argmax()), int(sum_probs[j].argmax()),
+                                      digit_probs[j].tolist(), sum_probs[j].tolist(), chunk[j].copy()))
+        return out
+
+
+_EMPTY = np.zeros((0, 28, 28), dtype=np.uint8)
+
+
+def _torch_predictor(path, device) -> Predictor:
+    checkpoint = load_checkpoint(path, device)
+    return Predictor(TorchBackend(checkpoint.model), checkpoint.config, checkpoint.metrics)
+
+
+# The runtimes load_model knows: name -> function (path, device) -> Predictor. ONNX plugs in here.
+RUNTIMES: dict[str, Callable[[str | os.PathLike | None, str], Predictor]] = {"torch": _torch_predictor}
+
+
+def load_model(path: str | os.PathLike | None = None, runtime: str = "torch", device: str = "cpu") -> Predictor:
+    """A Predictor for a run directory or .safetensors file, or for the bundled model when ``path`` is None."""
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown runtime {runtime!r}; use one of: {', '.join(RUNTIMES)}")
+    return RUNTIMES[runtime](path, device)
