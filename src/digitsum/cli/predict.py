@@ -1,0 +1,82 @@
+"""``digitsum predict``: the digit and the sum for your own image, or for every row of a CSV manifest."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..config import ConfigError
+from .common import add_checkpoint
+
+RUNTIMES = ("torch", "onnx")
+
+
+def number_arg(value: str) -> int:
+    from ..predict import check_number
+
+    try:
+        return check_number(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def add(sub) -> None:
+    p = sub.add_parser("predict", help="read the digit in your image and add a number to it",
+                       description="Predict the digit in an image (PNG, JPEG, BMP, WebP...; any size, dark on "
+                       "light or light on dark, transparent or not) and digit + NUMBER, with the bundled model "
+                       "unless --checkpoint is given. With --manifest, predict every row of a CSV file.")
+    p.add_argument("image", nargs="?", metavar="IMAGE", help="the image file")
+    p.add_argument("--number", type=number_arg, metavar="N", help="the number 0-9 to add to the digit")
+    p.add_argument("--manifest", metavar="FILE.csv",
+                   help="CSV with a header and the columns image,number (paths relative to the CSV's folder)")
+    add_checkpoint(p)
+    p.add_argument("--runtime", choices=RUNTIMES, default="torch", help="inference runtime (default: torch)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object per image: image, number, digit, sum, digit_probability, "
+                   "sum_probability (or error, for a manifest row that failed)")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from ..predict import load_model
+
+    if args.manifest is not None:
+        if args.image is not None or args.number is not None:
+            raise ConfigError("give either IMAGE --number N, or --manifest FILE.csv, not both")
+        return run_manifest(args)
+    if args.image is None or args.number is None:
+        raise ConfigError("give an IMAGE and --number N (or --manifest FILE.csv)")
+    from ..manifest import record
+    from ..preprocess import open_image
+
+    image = open_image(args.image)  # a bad image fails before the model loads
+    prediction = load_model(args.checkpoint, args.runtime).predict(image, args.number)
+    print_record(record(args.image, args.number, prediction), args.json)
+    return 0
+
+
+def run_manifest(args) -> int:
+    from ..manifest import predict_rows, read_manifest
+    from ..predict import load_model
+
+    rows = read_manifest(args.manifest)
+    predictor = load_model(args.checkpoint, args.runtime)
+    failed = 0
+    for rec in predict_rows(predictor, rows):
+        failed += "error" in rec
+        print_record(rec, args.json)
+    if failed:
+        print(f"digitsum predict: error: {failed} of {len(rows)} rows failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def print_record(rec: dict, as_json: bool) -> None:
+    """One line per image: JSON, or ``image + n: digit d (p%), sum s (p%)`` for humans."""
+    if as_json:
+        print(json.dumps(rec), flush=True)
+    elif "error" in rec:
+        print(f"{rec['image']} + {rec['number']}: error: {rec['error']}", flush=True)
+    else:
+        print(f"{rec['image']} + {rec['number']}: digit {rec['digit']} ({100 * rec['digit_probability']:.1f}%), "
+              f"sum {rec['sum']} ({100 * rec['sum_probability']:.1f}%)", flush=True)
