@@ -126,8 +126,19 @@ def _torch_predictor(path, device) -> Predictor:
     return Predictor(TorchBackend(checkpoint.model), checkpoint.config, checkpoint.metrics)
 
 
-# The runtimes load_model knows: name -> function (path, device) -> Predictor. ONNX plugs in here.
-RUNTIMES: dict[str, Callable[[str | os.PathLike | None, str], Predictor]] = {"torch": _torch_predictor}
+def _onnx_predictor(path, device) -> Predictor:
+    """onnxruntime on the CPU: ``path`` is an .onnx file, or a checkpoint exported to a cache on first use."""
+    from .export import load_onnx
+
+    if str(device) != "cpu":
+        raise ValueError(f"the onnx runtime runs on the CPU, not {device}; use device cpu or runtime torch")
+    backend, config, metrics = load_onnx(path)
+    return Predictor(backend, config, metrics)
+
+
+# The runtimes load_model knows: name -> function (path, device) -> Predictor.
+RUNTIMES: dict[str, Callable[[str | os.PathLike | None, str], Predictor]] = {
+    "torch": _torch_predictor, "onnx": _onnx_predictor}
 
 
 def load_model(path: str | os.PathLike | None = None, runtime: str = "torch", device: str = "cpu") -> Predictor:

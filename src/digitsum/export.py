@@ -1,0 +1,178 @@
+"""ONNX export: a digitsum network as one self-contained ONNX file, checked against torch.
+
+The graph has two inputs, ``image`` float32 (batch, 1, 28, 28) normalised as in training
+and ``number`` int64 (batch,), and two outputs, ``digit_logits`` (batch, 10) and
+``sum_logits`` (batch, 19); the batch axis is dynamic. The checkpoint's config and
+metrics travel in the graph's metadata, so an .onnx file can be served on its own.
+
+Every export is run by onnxruntime against torch on real images before it is written;
+the file appears (atomically) only if the two agree. ``load_onnx`` is the onnx runtime's
+entry point for ``predict.load_model``: an .onnx file as it is, or a checkpoint exported
+once to a cache named after its weights.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import json
+import logging
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .checkpoint import WEIGHTS, load_checkpoint
+from .data import default_cache_dir, ensure_mnist, load_split, missing_files, resolve_data_dir
+from .files import atomic_write_bytes
+from .mixture import TEST_NUMBER_SEED, fixed_numbers, normalize
+from .onnx_runtime import INPUTS, OUTPUTS, OnnxBackend, OnnxError
+
+OPSET = 18
+TOLERANCE = 1e-4  # largest accepted |onnxruntime - torch| over both outputs' logits
+CHECK_IMAGES = 1000  # test images the export is checked on
+
+
+class ExportError(ValueError):
+    """An export failed, or onnxruntime and torch disagree on its outputs: nothing was written."""
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    """Silence the exporter's warnings and log lines (about torchvision, deprecations, axis names)."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def to_onnx(model: torch.nn.Module, metadata: dict[str, str] | None = None):
+    """The model (evaluation mode, on the CPU) as an ``onnx.ModelProto`` with a dynamic batch axis."""
+    try:
+        import onnx  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ImportError:
+        raise ExportError("ONNX export needs onnx and onnxscript: pip install 'digitsum[onnx]'") from None
+    model = copy.deepcopy(model).cpu().eval()
+    example = (torch.zeros(2, 1, 28, 28), torch.zeros(2, dtype=torch.int64))  # batch 2: 0 and 1 get specialised
+    batch = torch.export.Dim("batch")
+    try:
+        with _quiet_exporter():
+            program = torch.onnx.export(model, example, dynamo=True, verbose=False, opset_version=OPSET,
+                                        input_names=list(INPUTS), output_names=list(OUTPUTS),
+                                        dynamic_shapes=({0: batch}, {0: batch}))
+    except Exception as error:  # the exporter raises many types; all mean "this model did not export"
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ExportError(f"torch could not export the model to ONNX: {first}") from None
+    proto = program.model_proto
+    for key, value in (metadata or {}).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    return proto
+
+
+def parity(model: torch.nn.Module, backend, images: torch.Tensor, numbers: torch.Tensor) -> tuple[float, int]:
+    """(max |backend - torch| over both outputs, items whose digit or sum argmax differ) on
+    uint8 ``images`` (N, 28, 28) with int64 ``numbers`` (N,)."""
+    x = normalize(images)  # (N, 1, 28, 28)
+    model = copy.deepcopy(model).cpu().eval()
+    with torch.inference_mode():
+        expected = [t.numpy() for t in model(x, numbers)]  # (N, 10), (N, 19)
+    found = backend(x.numpy(), numbers.numpy())
+    diff = max(float(np.abs(e - f).max()) for e, f in zip(expected, found, strict=True))
+    differ = np.zeros(len(images), dtype=bool)
+    for e, f in zip(expected, found, strict=True):
+        differ |= e.argmax(1) != f.argmax(1)
+    return diff, int(differ.sum())
+
+
+def export_onnx(model: torch.nn.Module, path: str | os.PathLike, check_images: torch.Tensor,
+                check_numbers: torch.Tensor, metadata: dict[str, str] | None = None,
+                tolerance: float = TOLERANCE) -> float:
+    """Export ``model`` to ``path`` as ONNX and return the max abs difference from torch.
+
+    The graph is run by onnxruntime on ``check_images`` uint8 (N, 28, 28) with
+    ``check_numbers`` int64 (N,) before anything is written; unless every logit is within
+    ``tolerance`` of torch's and every argmax is the same, ExportError is raised and no
+    file is left. ``metadata`` (string to string) is stored in the graph.
+    """
+    images, numbers = torch.as_tensor(check_images), torch.as_tensor(check_numbers)
+    if images.dtype != torch.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28) or len(images) == 0:
+        raise ExportError(f"check images must be uint8 (N, 28, 28) with N > 0, got {images.dtype} "
+                          f"{tuple(images.shape)}")
+    if numbers.shape != (len(images),) or numbers.dtype != torch.int64:
+        raise ExportError(f"check numbers must be int64 ({len(images)},), got {numbers.dtype} {tuple(numbers.shape)}")
+    path = Path(path)
+    if path.is_dir():
+        raise ExportError(f"{path} is a folder; give the .onnx file to write")
+    if not path.parent.is_dir():
+        raise ExportError(f"folder {path.parent} does not exist; create it or choose another --output")
+    data = to_onnx(model, metadata).SerializeToString()
+    try:
+        diff, differ = parity(model, OnnxBackend(data, threads=1), images, numbers)
+    except OnnxError as error:
+        raise ExportError(f"onnxruntime cannot run the exported graph: {error}") from None
+    if not diff <= tolerance or differ:  # `not <=` also catches NaN
+        raise ExportError(f"onnxruntime and torch disagree on {len(images)} images: max abs difference "
+                          f"{diff:.3g} (limit {tolerance:g}), {differ} argmax differences; nothing written")
+    atomic_write_bytes(path, data)
+    return diff
+
+
+def check_batch(data_dir: str | os.PathLike | None = None, n: int = CHECK_IMAGES,
+                download: bool = True) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """(uint8 images (n, 28, 28), int64 numbers (n,), what they are) to check an export on:
+    the first ``n`` MNIST test images with their fixed test numbers. With ``download=False``
+    and no MNIST files at hand, seeded random images stand in (the check is of arithmetic)."""
+    folder = resolve_data_dir(data_dir)
+    if download:
+        ensure_mnist(folder)
+    numbers = fixed_numbers(10_000, TEST_NUMBER_SEED)[:n]  # the test set's fixed numbers
+    if download or not missing_files(folder):
+        return load_split(folder, "test").images[:n], numbers, f"{len(numbers)} MNIST test images"
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (n, 28, 28), generator=generator, dtype=torch.uint8)
+    return images, numbers, f"{n} random images (no MNIST files in {folder})"
+
+
+def describe(checkpoint) -> dict[str, str]:
+    """The graph metadata that lets an .onnx file stand alone: the checkpoint's config and metrics."""
+    return {"digitsum.config": json.dumps(checkpoint.config), "digitsum.metrics": json.dumps(checkpoint.metrics)}
+
+
+def default_onnx_cache(checkpoint_path: str | os.PathLike) -> Path:
+    """Where a checkpoint's first-use export is kept: ``$XDG_CACHE_HOME/digitsum/onnx/<sha256[:16]>.onnx``,
+    named after the SHA-256 of its weights file (``checkpoint_path`` or the run directory's model.safetensors)."""
+    weights = Path(checkpoint_path)
+    weights = weights / WEIGHTS if weights.is_dir() else weights
+    try:
+        digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
+    except OSError as error:
+        raise ExportError(f"cannot read checkpoint weights {weights}: {error.strerror or error}") from None
+    return default_cache_dir().parent / "onnx" / f"{digest}.onnx"
+
+
+def load_onnx(path: str | os.PathLike | None = None, threads: int = 0) -> tuple[OnnxBackend, dict, dict]:
+    """(backend, config, metrics) for the onnx runtime. ``path`` is an .onnx file, used as it
+    is, or a checkpoint (run directory, .safetensors, None for the bundled model), exported
+    on first use to ``default_onnx_cache`` (a cached file that no longer loads is redone)."""
+    if path is not None and Path(path).suffix == ".onnx":
+        backend = OnnxBackend(path, threads)
+        return backend, backend.metadata("config"), backend.metadata("metrics")
+    checkpoint = load_checkpoint(path)
+    cache = default_onnx_cache(checkpoint.path)
+    if cache.is_file():
+        with contextlib.suppress(OnnxError):
+            return OnnxBackend(cache, threads), checkpoint.config, checkpoint.metrics
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    images, numbers, _ = check_batch(download=False)
+    export_onnx(checkpoint.model, cache, images, numbers, describe(checkpoint))
+    return OnnxBackend(cache, threads), checkpoint.config, checkpoint.metrics
