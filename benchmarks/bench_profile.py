@@ -1,0 +1,148 @@
+"""Where the time goes: torch.profiler over one training epoch, and the data pipeline alone.
+
+1. One epoch of digitsum's default recipe (``TrainConfig()``, the default network, in-memory
+   ``NumberMixture.epoch_batches``) and one epoch of the notebook replica (per-item Dataset +
+   DataLoader, seed network, Adam lr 0.01, batch 100), each under ``torch.profiler``: the split
+   into data / forward / backward / optimizer, and the top operators by self CPU time.
+2. The pipeline alone: the seed network with the notebook's hyper-parameters, fed by the
+   notebook's DataLoader (A) or by digitsum's in-memory batches (B), interleaved A B A B, each
+   trial a fresh model trained for one epoch; the figure is the ratio of the medians.
+
+    python benchmarks/bench_profile.py [--quick] [--data-dir DIR] [--threads N]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import sys
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from digitsum.config import ModelConfig, TrainConfig
+from digitsum.data import Split, load_mnist
+from digitsum.mixture import NumberMixture
+from digitsum.model import build_model
+from digitsum.runtime import set_seed, set_threads
+from digitsum.train import make_optimizer, split_train_val
+from notebook import BATCH_SIZE, PHASES, mixture_batches, notebook_loader, run_epoch, seed_model_and_optimizer
+
+TOP_OPS = 15
+QUICK = {"limit": 2000, "steps": 10, "pairs": 2}  # a smoke run, not a measurement
+
+
+@dataclasses.dataclass
+class Profile:
+    """One profiled epoch: wall seconds, seconds per phase, and the top operators."""
+
+    name: str
+    steps: int
+    seconds: float
+    phases: dict[str, float]  # phase -> CPU seconds, children included
+    ops: list[tuple[str, int, float]]  # (operator, calls, self CPU seconds), most first
+    self_total: float  # self CPU seconds of every event
+
+
+def profiled(name: str, model, opt, batches, sched=None, max_steps: int = 0) -> Profile:
+    """Train ``model`` for one epoch (or ``max_steps`` steps) under torch.profiler."""
+    steps = 0
+
+    def counted():
+        nonlocal steps
+        for batch in batches:
+            steps += 1
+            yield batch
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        seconds = run_epoch(model, opt, counted(), sched, max_steps)
+    events = prof.key_averages()
+    phases = {e.key: e.cpu_time_total / 1e6 for e in events if e.key in PHASES}
+    ops = sorted(((e.key, e.count, e.self_cpu_time_total / 1e6) for e in events if e.key not in PHASES),
+                 key=lambda op: -op[2])
+    return Profile(name, steps, seconds, phases, ops[:TOP_OPS], sum(e.self_cpu_time_total for e in events) / 1e6)
+
+
+def profile_digitsum(train: Split, threads: int, max_steps: int = 0, limit: int = 0) -> Profile:
+    """One epoch of digitsum's default recipe (epoch 1 of ``TrainConfig()``'s schedule)."""
+    cfg = dataclasses.replace(TrainConfig(), threads=threads, limit=limit)
+    train_mix, _ = split_train_val(train, cfg)
+    set_seed(cfg.seed)
+    model = build_model(ModelConfig())
+    opt, sched = make_optimizer(model, cfg, cfg.epochs * train_mix.steps_per_epoch(cfg.batch_size))
+    batches = mixture_batches(train_mix.epoch_batches(1, cfg.seed, cfg.batch_size, cfg.max_shift))
+    return profiled("digitsum default", model, opt, batches, sched, max_steps)
+
+
+def profile_notebook(train: Split, max_steps: int = 0, limit: int = 0) -> Profile:
+    """One epoch of the notebook replica."""
+    images, labels = train.images[: limit or None], train.labels[: limit or None]
+    model, opt = seed_model_and_optimizer()
+    return profiled("notebook replica", model, opt, notebook_loader(images, labels), max_steps=max_steps)
+
+
+def pipeline_ab(train: Split, pairs: int = 3, max_steps: int = 0, limit: int = 0) -> dict[str, list[float]]:
+    """Seconds per trial of the seed recipe fed by the notebook's DataLoader (A) or in-memory batches (B)."""
+    images, labels = train.images[: limit or None], train.labels[: limit or None]
+    mixture = NumberMixture(images, labels)
+    times: dict[str, list[float]] = {"A": [], "B": []}
+    for trial in range(pairs):
+        for arm in ("A", "B"):
+            model, opt = seed_model_and_optimizer()
+            if arm == "A":
+                batches = notebook_loader(images, labels, seed=trial)
+            else:
+                batches = mixture_batches(mixture.epoch_batches(trial + 1, 0, BATCH_SIZE))
+            times[arm].append(run_epoch(model, opt, batches, max_steps=max_steps))
+    return times
+
+
+def render_profile(p: Profile) -> list[str]:
+    lines = [f"### {p.name}: {p.steps} steps, {p.seconds:.2f} s under the profiler", "",
+             "| phase | CPU s | share of the epoch |", "| --- | ---: | ---: |"]
+    lines += [f"| {phase} | {p.phases.get(phase, 0.0):.2f} | {100 * p.phases.get(phase, 0.0) / p.seconds:.1f}% |"
+              for phase in PHASES]
+    lines += ["", f"Top {len(p.ops)} operators by self CPU time:", "",
+              "| operator | calls | self CPU s | share of self CPU |", "| --- | ---: | ---: | ---: |"]
+    lines += [f"| `{name}` | {calls:,} | {secs:.3f} | {100 * secs / p.self_total:.1f}% |"
+              for name, calls, secs in p.ops]
+    return lines + [""]
+
+
+def render(profiles: list[Profile], times: dict[str, list[float]], threads: int, command: str) -> str:
+    """The Markdown section: both profiles, then the pipeline A/B."""
+    a, b = statistics.median(times["A"]), statistics.median(times["B"])
+    lines = ["## Where the time goes", "",
+             f"Measured by `{command}` with {threads} torch threads. Phases are the `record_function` labels of "
+             "`benchmarks/notebook.py:run_epoch` (children included); an operator's self time excludes its "
+             "children. The profiler itself slows the epoch; read the shares, not the seconds.", ""]
+    for p in profiles:
+        lines += render_profile(p)
+    lines += ["### The pipeline alone", "",
+              "Seed network, Adam lr 0.01, batch 100, fresh model per trial; A: the notebook's per-item Dataset + "
+              "DataLoader, B: digitsum's in-memory `NumberMixture.epoch_batches`; run A B A B.", "",
+              "| trial | A: DataLoader s | B: in-memory s |", "| ---: | ---: | ---: |"]
+    pairs = zip(times["A"], times["B"], strict=True)
+    lines += [f"| {i + 1} | {ta:.2f} | {tb:.2f} |" for i, (ta, tb) in enumerate(pairs)]
+    lines += ["", f"Median A {a:.2f} s, median B {b:.2f} s: the in-memory pipeline is **{a / b:.2f}x** "
+              "as fast on the same network and hyper-parameters."]
+    return "\n".join(lines) + "\n"
+
+
+def run(quick: bool = False, data_dir: str | None = None, threads: int = 0) -> str:
+    """Run the benchmark (``quick``: a smoke run at tiny size) and return its Markdown section."""
+    flags = (" --quick" if quick else "") + (f" --threads {threads}" if threads else "")
+    command = f"python benchmarks/bench_profile.py{flags}"
+    set_threads(threads)
+    threads = torch.get_num_threads()
+    train = load_mnist(data_dir)["train"]
+    steps, limit = (QUICK["steps"], QUICK["limit"]) if quick else (0, 0)
+    profiles = [profile_digitsum(train, threads, steps, limit), profile_notebook(train, steps, limit)]
+    times = pipeline_ab(train, QUICK["pairs"] if quick else 3, steps, limit)
+    return render(profiles, times, threads, command)
+
+
+if __name__ == "__main__":
+    from run_all import standalone
+
+    sys.exit(standalone(run, __doc__.splitlines()[0]))
