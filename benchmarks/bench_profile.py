@@ -29,7 +29,7 @@ from digitsum.train import make_optimizer, split_train_val
 from notebook import BATCH_SIZE, PHASES, mixture_batches, notebook_loader, run_epoch, seed_model_and_optimizer
 
 TOP_OPS = 15
-QUICK = {"limit": 2000, "steps": 10, "pairs": 2}  # a smoke run, not a measurement
+QUICK = {"limit": 2000, "steps": 5, "pairs": 2}  # a smoke run, not a measurement
 
 
 @dataclasses.dataclass

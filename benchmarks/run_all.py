@@ -30,7 +30,7 @@ from digitsum.cli.common import Parser, UsageError
 from digitsum.files import atomic_write_bytes
 
 HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "RESULTS.md"
+RESULTS = "RESULTS.md"  # in the benchmarks folder
 ORDER = ["time_to_accuracy", "profile", "inference", "serve", "distributed"]
 
 
@@ -156,7 +156,7 @@ def run_from_args(argv: list[str] | None, folder: Path) -> int:
         if name not in names:
             parser.error(f"no benchmark named {args.only!r}; choose one of {', '.join(names)}")
         names = [name]
-    output = args.output or (None if args.quick or args.only else RESULTS)
+    output = args.output or (None if args.quick or args.only else folder / RESULTS)
     if output is not None and not output.parent.is_dir():
         parser.error(f"cannot write {output}: folder {output.parent} does not exist")
     if args.data_dir:

@@ -1,0 +1,174 @@
+"""Benchmarks: the notebook replica, time to accuracy, the profile and run_all work, at tiny size.
+
+No timing is asserted: these prove the scripts run and report what they claim to measure.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from digitsum.config import TrainConfig
+from digitsum.mixture import normalize
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))  # benchmarks/ is a folder of scripts, not a package
+
+import bench_profile  # noqa: E402
+import bench_time_to_accuracy as tta  # noqa: E402
+import notebook  # noqa: E402
+import run_all  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The CPU is shared: one torch thread, restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def restore_path(monkeypatch):
+    """run_all puts its folder on sys.path; undo that after the test."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+
+
+def test_notebook_item_is_a_normalised_image_with_a_fresh_random_number(mnist):
+    train = mnist["train"]
+    dataset = notebook.NotebookDataset(train.images[:10], train.labels[:10], seed=0)
+    image, number, digit, total = dataset[3]
+    assert image.dtype == torch.float32 and image.shape == (1, 28, 28)
+    torch.testing.assert_close(image, normalize(train.images[3:4])[0])
+    assert digit == int(train.labels[3]) and total == digit + number
+    numbers = {dataset[3][1] for _ in range(200)}  # drawn anew on every read, as in the notebook
+    assert numbers == set(range(10))
+
+
+def test_notebook_loader_yields_shuffled_batches_of_100(mnist):
+    train = mnist["train"]
+    images, numbers, digits, sums = next(iter(notebook.notebook_loader(train.images[:300], train.labels[:300])))
+    assert images.shape == (100, 1, 28, 28) and images.dtype == torch.float32
+    assert numbers.dtype == digits.dtype == sums.dtype == torch.int64
+    assert torch.equal(sums, digits + numbers)
+    assert not torch.equal(digits, train.labels[:100])  # shuffled
+
+
+def test_run_epoch_trains_and_stops_after_max_steps(mnist):
+    train = mnist["train"]
+    model, opt = notebook.seed_model_and_optimizer()
+    before = [p.detach().clone() for p in model.parameters()]
+    served = []
+
+    def batches():
+        for batch in notebook.notebook_loader(train.images[:1000], train.labels[:1000]):
+            served.append(batch)
+            yield batch
+
+    assert notebook.run_epoch(model, opt, batches(), max_steps=3) > 0
+    assert len(served) == 3
+    assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+def test_time_to_is_the_first_epoch_reaching_both_targets():
+    history = [tta.Point(1, 10.0, 0.991, 0.980), tta.Point(2, 20.0, 0.989, 0.992), tta.Point(3, 30.0, 0.995, 0.995)]
+    assert tta.time_to(history, 0.99, 0.99).epoch == 3  # epoch 1 misses the sum, epoch 2 the digit
+    assert tta.time_to(history, 0.98, 0.98).seconds == 10.0
+    assert tta.time_to(history, 0.996, 0.9) is None
+
+
+def test_time_to_accuracy_trains_both_recipes_and_reports_them(mnist_dir):
+    cfg = dataclasses.replace(TrainConfig(), epochs=2, val_size=500)
+    result = tta.measure(str(mnist_dir), threads=1, limit=1000, notebook_epochs=2, test=500, train_cfg=cfg)
+    for name in ("notebook", "digitsum"):
+        first, second = result[name]
+        assert (first.epoch, second.epoch) == (1, 2)
+        assert second.seconds > first.seconds > 0  # cumulative
+        assert second.digit > 0.25  # learned: chance is 0.10
+    assert result["setup"]["test_images"] == 500 and result["setup"]["threads"] == 1
+    assert result["setup"]["train_config"]["batch_size"] == TrainConfig().batch_size
+    section = tta.render(result, "python benchmarks/bench_time_to_accuracy.py")
+    nb = result["notebook"][1]
+    assert f"| 2 | {nb.seconds:.1f} | {tta.pct(nb.digit)} | {tta.pct(nb.sum)} |" in section
+    assert "time to >= 99.50% digit and sum" in section
+
+
+def test_profile_splits_an_epoch_into_phases_and_ranks_operators(mnist):
+    profiles = [bench_profile.profile_digitsum(mnist["train"], threads=1, max_steps=2, limit=600),
+                bench_profile.profile_notebook(mnist["train"], max_steps=3, limit=600)]
+    assert [p.steps for p in profiles] == [2, 3]
+    for p in profiles:
+        assert set(p.phases) == set(notebook.PHASES) and all(s > 0 for s in p.phases.values())
+        seconds = [op[2] for op in p.ops]
+        assert seconds == sorted(seconds, reverse=True) and len(p.ops) == bench_profile.TOP_OPS
+        assert any("convolution" in name for name, _, _ in p.ops)
+    section = bench_profile.render(profiles, {"A": [2.0, 3.0, 4.0], "B": [1.0, 2.0, 9.0]}, 1, "cmd")
+    assert "| forward |" in section and "**1.50x**" in section  # ratio of medians: 3.0 / 2.0
+
+
+def test_pipeline_ab_runs_both_arms_interleaved(mnist):
+    times = bench_profile.pipeline_ab(mnist["train"], pairs=2, max_steps=2, limit=400)
+    assert len(times["A"]) == len(times["B"]) == 2
+    assert all(t > 0 for t in times["A"] + times["B"])
+
+
+def write_bench(folder: Path, name: str, body: str) -> None:
+    (folder / f"bench_{name}.py").write_text(f'"""A generated benchmark."""\n\n\ndef run(quick=False):\n{body}\n')
+
+
+def test_run_all_runs_the_headline_first_then_the_rest_by_name(tmp_path):
+    for name in ("zeta", "serve", "profile", "time_to_accuracy", "alpha"):
+        write_bench(tmp_path, name, "    return ''")
+    assert run_all.discover(tmp_path) == ["time_to_accuracy", "profile", "serve", "alpha", "zeta"]
+
+
+def test_run_all_writes_header_and_every_section_and_reports_failures(tmp_path, capsys, restore_path):
+    write_bench(tmp_path, "good", "    return '## Good\\n\\nquick=' + str(quick)")
+    write_bench(tmp_path, "broken", "    raise RuntimeError('no data here')")
+    out = tmp_path / "out.md"
+    assert run_all.main(["--quick", "--output", str(out)], folder=tmp_path) == 1
+    text = out.read_text()
+    assert text.startswith("# digitsum benchmark results")
+    assert "run_all.py --quick --output" in text and f"| torch | {torch.__version__} |" in text
+    assert "## Good\n\nquick=True" in text
+    assert "## broken\n\n**FAILED**: RuntimeError: no data here" in text
+    assert "broken failed" in capsys.readouterr().err
+    assert not list(tmp_path.glob(".out.md.*"))  # written atomically: no temporary left
+
+
+def test_run_all_only_prints_one_benchmark_and_writes_nothing(tmp_path, capsys, restore_path):
+    write_bench(tmp_path, "one", "    return '## One'")
+    write_bench(tmp_path, "two", "    return '## Two'")
+    assert run_all.main(["--only", "two"], folder=tmp_path) == 0
+    printed = capsys.readouterr().out
+    assert "## Two" in printed and "## One" not in printed
+    assert not (tmp_path / "RESULTS.md").exists()
+
+
+def test_run_all_quick_prints_and_a_full_run_writes_results(tmp_path, capsys, restore_path):
+    write_bench(tmp_path, "one", "    return '## One, quick=' + str(quick)")
+    assert run_all.main(["--quick"], folder=tmp_path) == 0
+    assert "## One, quick=True" in capsys.readouterr().out
+    assert not (tmp_path / "RESULTS.md").exists()  # a smoke run never replaces the measured results
+    assert run_all.main([], folder=tmp_path) == 0
+    assert "## One, quick=False" in (tmp_path / "RESULTS.md").read_text()
+
+
+def test_run_all_rejects_an_unknown_benchmark_in_one_line(tmp_path, capsys):
+    write_bench(tmp_path, "one", "    return '## One'")
+    assert run_all.main(["--only", "nope"], folder=tmp_path) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no benchmark named 'nope'; choose one of one" in err
+
+
+def test_quick_profile_runs_the_real_benchmark_through_run_all(mnist_dir, capsys, monkeypatch):
+    monkeypatch.setenv("DIGITSUM_DATA", str(mnist_dir))  # --data-dir sets it; restored afterwards
+    assert run_all.main(["--quick", "--only", "profile", "--data-dir", str(mnist_dir)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("# digitsum benchmark results")
+    assert "## Where the time goes" in printed and "### The pipeline alone" in printed
