@@ -1,0 +1,178 @@
+"""The web demo and JSON API: ``create_app(predictor)`` builds the FastAPI app ``digitsum serve`` runs.
+
+Routes:
+
+* ``GET /``: the drawing page (``static/index.html``, self-contained, works offline).
+* ``POST /api/predict``: multipart form, file field ``image`` and field ``number`` (0-9) ->
+  ``{"digit", "sum", "digit_probabilities", "sum_probabilities", "image"}``, where ``image``
+  is the 28x28 picture the model saw (28 rows of 28 ints 0-255).
+* ``GET /api/info``: the model's config and test metrics. ``GET /healthz``: ``{"status": "ok"}``.
+
+Bad input is a 4xx JSON ``{"error": "..."}``, never a 500: 400 for anything that is not a usable
+image, 413 for a body over ``max_body_bytes`` (checked from Content-Length, then by counting the
+bytes as they stream in), 422 for a missing or bad number. Decoding and inference run in worker
+threads, so the event loop keeps answering while the model works.
+"""
+
+from contextlib import asynccontextmanager
+from importlib import resources
+
+import numpy as np
+
+from .batcher import MAX_BATCH, MicroBatcher
+from .predict import Prediction, Predictor, check_number
+from .preprocess import ImageError, open_image, to_mnist
+
+MAX_BODY_BYTES = 5_000_000  # default limit on a request body: far above any drawing or photo of a digit
+
+
+class BodyTooLarge(Exception):
+    """A request body went over the limit while it streamed in."""
+
+
+def mnist_image(data: bytes) -> np.ndarray:
+    """Encoded image bytes -> the uint8 (28, 28) digit the model sees: ``Predictor.predict``'s preprocessing."""
+    return to_mnist(open_image(data))
+
+
+def prediction_json(p: Prediction) -> dict:
+    """The JSON body of a prediction, with the 28x28 image the model saw as 28 rows of ints."""
+    return {
+        "digit": p.digit,
+        "sum": p.sum,
+        "digit_probabilities": list(p.digit_probabilities),
+        "sum_probabilities": list(p.sum_probabilities),
+        "image": p.image.tolist(),  # (28, 28) uint8 -> 28 lists of 28 ints
+    }
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for a body whose Content-Length, or whose streamed bytes, pass ``max_bytes``."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])
+        length = headers.get(b"content-length", b"").decode("latin-1")
+        if length.isdigit() and int(length) > self.max_bytes:
+            return await self.reject(scope, receive, send)
+        received, started = 0, False
+
+        async def counting_receive():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise BodyTooLarge
+            return message
+
+        async def watching_send(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, watching_send)
+        except BodyTooLarge:
+            if started:
+                raise
+            await self.reject(scope, receive, send)
+
+    async def reject(self, scope, receive, send):
+        from fastapi.responses import JSONResponse
+
+        limit = f"{self.max_bytes / 1e6:g} MB"
+        error = f"request body is over the {limit} limit: send a smaller image (a digit needs only a few kB)"
+        await JSONResponse({"error": error}, status_code=413)(scope, receive, send)
+
+
+def _error(status: int, message: str):
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def _read_form(request) -> tuple[bytes, int]:
+    """(image bytes, number) from a multipart request, or an HTTPException (400 or 422) saying what is wrong."""
+    from fastapi import HTTPException
+    from starlette.datastructures import UploadFile
+
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise HTTPException(400, "send multipart/form-data with a file field 'image' and a field 'number'")
+    try:
+        form = await request.form(max_files=1, max_fields=8)
+    except HTTPException as error:  # the multipart parser's own 400
+        raise HTTPException(400, f"malformed multipart body ({error.detail}): send multipart/form-data with a "
+                            "file field 'image' and a field 'number'") from None
+    async with form:
+        number, image = form.get("number"), form.get("image")
+        if number is None:
+            raise HTTPException(422, "missing field 'number': give an integer 0-9")
+        if isinstance(number, UploadFile):
+            raise HTTPException(422, "field 'number' must be a plain form field holding an integer 0-9")
+        try:
+            number = check_number(number)
+        except ValueError as error:
+            raise HTTPException(422, str(error)) from None
+        if image is None:
+            raise HTTPException(400, "missing file field 'image': attach the picture of a digit as 'image'")
+        if not isinstance(image, UploadFile):
+            raise HTTPException(400, "field 'image' must be a file upload (multipart file field), not text")
+        return await image.read(), number
+
+
+def create_app(predictor: Predictor, max_body_bytes: int = MAX_BODY_BYTES, max_batch: int = MAX_BATCH):
+    """The FastAPI app serving ``predictor``: the drawing page and the JSON API.
+
+    Requests that wait while the model runs share its next call, up to ``max_batch`` images
+    (1: one call per request).
+    """
+    from fastapi import FastAPI, HTTPException, Request
+    from fastapi.concurrency import run_in_threadpool
+    from fastapi.responses import HTMLResponse, JSONResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    batcher = MicroBatcher(predictor, max_batch)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        yield
+        batcher.close()
+
+    page = (resources.files("digitsum") / "static" / "index.html").read_text(encoding="utf-8")
+    app = FastAPI(title="digitsum", summary="An MNIST digit and a number 0-9 in; the digit and their sum out.",
+                  lifespan=lifespan)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request, exc):
+        return _error(exc.status_code, str(exc.detail))
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def index():
+        return page
+
+    @app.get("/healthz")
+    async def healthz():
+        """``{"status": "ok"}``: the model is loaded and the server answers."""
+        return {"status": "ok"}
+
+    @app.get("/api/info")
+    async def info():
+        """The served model's config and its test-set metrics."""
+        return {"config": predictor.config, "metrics": predictor.metrics}
+
+    @app.post("/api/predict")
+    async def predict(request: Request):
+        """Multipart ``image`` (file) and ``number`` (0-9) -> digit, sum, their probabilities, the 28x28 image."""
+        data, number = await _read_form(request)
+        try:
+            image28 = await run_in_threadpool(mnist_image, data)
+        except ImageError as error:
+            raise HTTPException(400, str(error)) from None
+        return JSONResponse(prediction_json(await batcher.predict_async(image28, number)))
+
+    return app
