@@ -53,16 +53,22 @@ def partial_run(small_run, folder, with_model: bool = False):
 
 @pytest.fixture(scope="module")
 def full_report(small_run, mnist_dir, tmp_path_factory):
-    """``digitsum report`` on the small real run: (exit code, stdout, report folder)."""
-    out = tmp_path_factory.mktemp("report")
-    code = main(["report", str(small_run), "--output", str(out), "--data-dir", str(mnist_dir)])
-    return code, out
+    """``digitsum report --checkpoint`` (no PATH: the bundled model) with the small real run as the bundle,
+    written to the default ./report: (exit code, report folder)."""
+    bundle, cwd = tmp_path_factory.mktemp("weights"), tmp_path_factory.mktemp("cwd")
+    for name in ("model.safetensors", "config.json", "metrics.json", "metrics.jsonl"):
+        shutil.copy(small_run / name, bundle)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("digitsum.checkpoint.bundled_path", lambda: bundle)
+        patch.chdir(cwd)
+        code = main(["report", "--checkpoint", "--data-dir", str(mnist_dir)])
+    return code, cwd / "report"
 
 
-def test_finished_run_gets_every_figure_as_a_readable_png(full_report):
+def test_bundled_model_gets_every_figure_as_a_readable_png(full_report):
     code, out = full_report
     assert code == 0
-    assert_readable_pngs(out, FIGURE_FILES)
+    assert_readable_pngs(out, FIGURE_FILES)  # curves too: a metrics.jsonl lies in the bundle
 
 
 def test_page_references_every_figure_and_shows_the_test_metrics(full_report, small_run):
@@ -73,7 +79,7 @@ def test_page_references_every_figure_and_shows_the_test_metrics(full_report, sm
     metrics = json.loads((small_run / "metrics.json").read_text())
     for key in ("digit_accuracy", "sum_accuracy", "all_pairs_sum_accuracy", "consistency"):
         assert f"<th>{key}</th><td>{100 * metrics[key]:.2f}%</td>" in page
-    assert "still training" not in page
+    assert "still training" not in page and "the bundled model" in page
     assert "<th>train.lr</th>" in page  # the config, flattened
 
 
@@ -115,7 +121,7 @@ def test_run_in_progress_gets_curves_only(capsys, small_run, tmp_path, with_mode
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["curves.png", "report.html"]
     assert_readable_pngs(tmp_path / "out", ["curves.png"])
     page = (tmp_path / "out" / "report.html").read_text()
-    assert 'src="curves.png"' in page and "still training" in page and "1 epoch(s) so far" in page
+    assert 'src="curves.png"' in page and "still training" in page and "1 of 3 epochs so far" in page
 
 
 def test_report_goes_into_the_run_directory_by_default(capsys, small_run, tmp_path):
@@ -163,20 +169,6 @@ def test_run_dir_and_checkpoint_are_exclusive_and_one_is_required(capsys, small_
     assert_one_line_error(err, "not allowed with")
 
 
-def test_checkpoint_form_without_path_reports_on_the_bundled_model(capsys, small_run, mnist_dir, tmp_path,
-                                                                     monkeypatch):
-    bundle = tmp_path / "weights"
-    bundle.mkdir()
-    for name in ("model.safetensors", "config.json", "metrics.json", "metrics.jsonl"):
-        shutil.copy(small_run / name, bundle)
-    monkeypatch.setattr("digitsum.checkpoint.bundled_path", lambda: bundle)
-    monkeypatch.chdir(tmp_path)
-    code, out, err = run_cli(capsys, "report", "--checkpoint", "--data-dir", mnist_dir)
-    assert code == 0, err
-    assert_readable_pngs(tmp_path / "report", FIGURE_FILES)  # curves too: metrics.jsonl lies in the bundle
-    assert "the bundled model" in (tmp_path / "report" / "report.html").read_text()
-
-
 def test_checkpoint_without_history_has_no_curves_and_says_so(small_run, tmp_path):
     for name in ("model.safetensors", "config.json"):
         shutil.copy(small_run / name, tmp_path)
@@ -192,7 +184,7 @@ def test_page_escapes_the_run_config():
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
 
 
-def test_train_report_writes_the_report_at_the_end(capsys, mnist_dir, tmp_path):
+def test_train_report_writes_a_full_report_at_the_end(capsys, mnist_dir, tmp_path):
     run = tmp_path / "run"
     code, out, err = run_cli(capsys, "train", "--data-dir", mnist_dir, "--limit", 1000, "--epochs", 1,
                              "--val-size", 500, "--batch-size", 64, "--threads", 1, "--out", run, "--report")

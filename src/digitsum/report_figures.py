@@ -43,20 +43,22 @@ def to_png(fig) -> bytes:
 
 def draw_curves(history: list[dict]) -> bytes:
     """Loss, digit accuracy and sum accuracy per epoch, train vs validation."""
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import LogFormatter, MaxNLocator
 
     fig = new_figure(15, 4.6)
     loss, digit, total = fig.subplots(1, 3)
     epochs = [h["epoch"] for h in history]
     loss.plot(epochs, [h["train_loss"] for h in history], marker="o", color="tab:purple", label="train")
     loss.set(title="Training loss", ylabel="cross-entropy, digit + sum (log scale)", yscale="log")
+    loss.yaxis.set_major_formatter(LogFormatter())  # 0.3 rather than 3 x 10^-1
+    loss.yaxis.set_minor_formatter(LogFormatter(minor_thresholds=(2, 0.5)))
     for ax, head in ((digit, "digit"), (total, "sum")):
         ax.plot(epochs, [100 * h[f"train_{head}_accuracy"] for h in history], marker="o", label="train")
         ax.plot(epochs, [100 * h[f"val_{head}_accuracy"] for h in history], marker="s", label="validation")
         ax.set(title=f"{head.capitalize()} accuracy", ylabel="accuracy (%)")
     for ax in (loss, digit, total):
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set(xlabel="epoch", xlim=(epochs[0] - 0.5, epochs[-1] + 0.5))  # whole epochs, even for one
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(f"Learning curves ({len(history)} epoch{'s' * (len(history) != 1)})", fontsize=14)

@@ -23,6 +23,7 @@ th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
 th { background: #f3f3f3; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .note { background: #fff4d6; border: 1px solid #e0c060; padding: 0.6em 1em; }
+figure { margin: 1.5em 0; }
 figcaption { color: #555; margin-bottom: 0.5em; }
 """
 HISTORY_COLUMNS = {"epoch": "epoch", "train_loss": "loss", "train_digit_accuracy": "train digit",
@@ -40,7 +41,9 @@ def flatten(values: dict, prefix: str = "") -> list[tuple[str, object]]:
 
 
 def show(key: str, value: object) -> str:
-    """A value as the page writes it: accuracies in percent, seconds with a unit; escaped."""
+    """A value as the page writes it: accuracies in percent, seconds with a unit, a dict on one line; escaped."""
+    if isinstance(value, dict):
+        return " &middot; ".join(f"{escape(str(k))}: {show(key, v)}" for k, v in value.items())
     if isinstance(value, float) and ("accuracy" in key or "consistency" in key):
         return f"{100 * value:.2f}%"
     if isinstance(value, float) and "seconds" in key:
@@ -68,9 +71,11 @@ def history_table(history: list[dict]) -> str:
 def notes(source: ReportSource) -> str:
     """What the reader should know before looking: a run in progress, a missing history."""
     if source.in_progress:
+        train = source.config.get("train")
+        planned = escape(str(train.get("epochs", "?"))) if isinstance(train, dict) else "?"
         return (f'<p class="note">This run is still training (or stopped before it finished): '
-                f"{len(source.history)} epoch(s) so far. Only the learning curves are shown; run "
-                "<code>digitsum report</code> again when training ends for the test-set figures.</p>")
+                f"{len(source.history)} of {planned} epochs so far. Only the learning curves are shown; "
+                "run <code>digitsum report</code> again when training ends for the test-set figures.</p>")
     if not source.history:
         return ('<p class="note">No per-epoch history (metrics.jsonl) beside this model, so no learning '
                 "curves; the test-set figures follow.</p>")
@@ -80,7 +85,7 @@ def notes(source: ReportSource) -> str:
 def metrics_section(source: ReportSource, tables: ModelTables | None) -> str:
     """The final test figures: the run's metrics.json, or those read off the tables."""
     if source.metrics:
-        return "<h2>Test set (from metrics.json)</h2>" + key_value_table(flatten(source.metrics))
+        return "<h2>Test set (from metrics.json)</h2>" + key_value_table(list(source.metrics.items()))
     if tables is not None:
         return "<h2>Test set (measured for this report)</h2>" + key_value_table(list(tables.summary().items()))
     return ""

@@ -27,7 +27,8 @@ def print_report(report) -> None:
     """Tell the user where the report is and what it holds (also used by ``digitsum train --report``)."""
     if report.in_progress:
         print("run still in progress: learning curves only")
-    print(f"report written to {report.page} ({len(report.figures)} figures: {', '.join(report.figures)})")
+    count = len(report.figures)
+    print(f"report written to {report.page} ({count} figure{'s' * (count != 1)}: {', '.join(report.figures)})")
 
 
 def run(args) -> int:
