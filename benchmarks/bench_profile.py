@@ -1,9 +1,10 @@
-"""Where the time goes: torch.profiler over one training epoch, and the data pipeline alone.
+"""Where the time goes: torch.profiler over training steps, and the data pipeline alone.
 
-1. One epoch of digitsum's default recipe (``TrainConfig()``, the default network, in-memory
-   ``NumberMixture.epoch_batches``) and one epoch of the notebook replica (per-item Dataset +
-   DataLoader, seed network, Adam lr 0.01, batch 100), each under ``torch.profiler``: the split
-   into data / forward / backward / optimizer, and the top operators by self CPU time.
+1. Steps of an epoch of digitsum's default recipe (``TrainConfig()``, the default network, in-memory
+   ``NumberMixture.epoch_batches``) and of the notebook replica (per-item Dataset + DataLoader,
+   seed network, Adam lr 0.01, batch 100), each under ``torch.profiler`` after a few warm-up
+   steps: the split into data / forward / backward / optimizer, and the top operators by self
+   CPU time.
 2. The pipeline alone: the seed network with the notebook's hyper-parameters, fed by the
    notebook's DataLoader (A) or by digitsum's in-memory batches (B), interleaved A B A B, each
    trial a fresh model trained for one epoch; the figure is the ratio of the medians.
@@ -29,56 +30,67 @@ from digitsum.train import make_optimizer, split_train_val
 from notebook import BATCH_SIZE, PHASES, mixture_batches, notebook_loader, run_epoch, seed_model_and_optimizer
 
 TOP_OPS = 15
-QUICK = {"limit": 2000, "steps": 5, "pairs": 2}  # a smoke run, not a measurement
+# A whole notebook epoch under the profiler is ~1M events (per-item ops): measured, 100 steps took 2 GB and a
+# minute to analyse. Steady-state steps after a warm-up show the same shares at a fraction of the cost.
+PROFILE_STEPS, WARMUP_STEPS = 50, 5
+QUICK = {"limit": 2000, "steps": 5, "warmup": 1, "pairs": 2}  # a smoke run, not a measurement
 
 
 @dataclasses.dataclass
 class Profile:
-    """One profiled epoch: wall seconds, seconds per phase, and the top operators."""
+    """Profiled steps: wall seconds, seconds per phase, and the top operators."""
 
     name: str
     steps: int
+    warmup: int  # steps trained before the profiler started
     seconds: float
     phases: dict[str, float]  # phase -> CPU seconds, children included
     ops: list[tuple[str, int, float]]  # (operator, calls, self CPU seconds), most first
     self_total: float  # self CPU seconds of every event
 
 
-def profiled(name: str, model, opt, batches, sched=None, max_steps: int = 0) -> Profile:
-    """Train ``model`` for one epoch (or ``max_steps`` steps) under torch.profiler."""
-    steps = 0
+def profiled(name: str, model, opt, batches, sched=None, steps: int = PROFILE_STEPS,
+             warmup: int = WARMUP_STEPS) -> Profile:
+    """Train ``warmup`` steps, then ``steps`` more under torch.profiler (fewer if the data runs out)."""
+    it = iter(batches)
+    if warmup:
+        run_epoch(model, opt, it, sched, warmup)
+    served = 0
 
     def counted():
-        nonlocal steps
-        for batch in batches:
-            steps += 1
+        nonlocal served
+        for batch in it:
+            served += 1
             yield batch
 
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        seconds = run_epoch(model, opt, counted(), sched, max_steps)
+        seconds = run_epoch(model, opt, counted(), sched, steps)
     events = prof.key_averages()
     phases = {e.key: e.cpu_time_total / 1e6 for e in events if e.key in PHASES}
     ops = sorted(((e.key, e.count, e.self_cpu_time_total / 1e6) for e in events if e.key not in PHASES),
                  key=lambda op: -op[2])
-    return Profile(name, steps, seconds, phases, ops[:TOP_OPS], sum(e.self_cpu_time_total for e in events) / 1e6)
+    return Profile(name, served, warmup, seconds, phases, ops[:TOP_OPS],
+                   sum(e.self_cpu_time_total for e in events) / 1e6)
 
 
-def profile_digitsum(train: Split, threads: int, max_steps: int = 0, limit: int = 0) -> Profile:
-    """One epoch of digitsum's default recipe (epoch 1 of ``TrainConfig()``'s schedule)."""
+def profile_digitsum(train: Split, threads: int, steps: int = PROFILE_STEPS, warmup: int = WARMUP_STEPS,
+                     limit: int = 0) -> Profile:
+    """Steps of epoch 1 of digitsum's default recipe (``TrainConfig()``, its schedule included)."""
     cfg = dataclasses.replace(TrainConfig(), threads=threads, limit=limit)
     train_mix, _ = split_train_val(train, cfg)
     set_seed(cfg.seed)
     model = build_model(ModelConfig())
     opt, sched = make_optimizer(model, cfg, cfg.epochs * train_mix.steps_per_epoch(cfg.batch_size))
     batches = mixture_batches(train_mix.epoch_batches(1, cfg.seed, cfg.batch_size, cfg.max_shift))
-    return profiled("digitsum default", model, opt, batches, sched, max_steps)
+    return profiled("digitsum default", model, opt, batches, sched, steps, warmup)
 
 
-def profile_notebook(train: Split, max_steps: int = 0, limit: int = 0) -> Profile:
-    """One epoch of the notebook replica."""
+def profile_notebook(train: Split, steps: int = PROFILE_STEPS, warmup: int = WARMUP_STEPS,
+                     limit: int = 0) -> Profile:
+    """Steps of the notebook replica's first epoch."""
     images, labels = train.images[: limit or None], train.labels[: limit or None]
     model, opt = seed_model_and_optimizer()
-    return profiled("notebook replica", model, opt, notebook_loader(images, labels), max_steps=max_steps)
+    return profiled("notebook replica", model, opt, notebook_loader(images, labels), None, steps, warmup)
 
 
 def pipeline_ab(train: Split, pairs: int = 3, max_steps: int = 0, limit: int = 0) -> dict[str, list[float]]:
@@ -98,8 +110,8 @@ def pipeline_ab(train: Split, pairs: int = 3, max_steps: int = 0, limit: int = 0
 
 
 def render_profile(p: Profile) -> list[str]:
-    lines = [f"### {p.name}: {p.steps} steps, {p.seconds:.2f} s under the profiler", "",
-             "| phase | CPU s | share of the epoch |", "| --- | ---: | ---: |"]
+    lines = [f"### {p.name}: {p.steps} steps after {p.warmup} warm-up steps, {p.seconds:.2f} s under the profiler",
+             "", "| phase | CPU s | share of the profiled time |", "| --- | ---: | ---: |"]
     lines += [f"| {phase} | {p.phases.get(phase, 0.0):.2f} | {100 * p.phases.get(phase, 0.0) / p.seconds:.1f}% |"
               for phase in PHASES]
     lines += ["", f"Top {len(p.ops)} operators by self CPU time:", "",
@@ -115,7 +127,9 @@ def render(profiles: list[Profile], times: dict[str, list[float]], threads: int,
     lines = ["## Where the time goes", "",
              f"Measured by `{command}` with {threads} torch threads. Phases are the `record_function` labels of "
              "`benchmarks/notebook.py:run_epoch` (children included); an operator's self time excludes its "
-             "children. The profiler itself slows the epoch; read the shares, not the seconds.", ""]
+             "children. The profiler itself slows the steps; read the shares, not the seconds. "
+             f"{PROFILE_STEPS} steady-state steps rather than a whole epoch: a notebook epoch under the profiler "
+             "records about a million per-item events, too many to analyse in memory.", ""]
     for p in profiles:
         lines += render_profile(p)
     lines += ["### The pipeline alone", "",
@@ -136,9 +150,12 @@ def run(quick: bool = False, data_dir: str | None = None, threads: int = 0) -> s
     set_threads(threads)
     threads = torch.get_num_threads()
     train = load_mnist(data_dir)["train"]
-    steps, limit = (QUICK["steps"], QUICK["limit"]) if quick else (0, 0)
-    profiles = [profile_digitsum(train, threads, steps, limit), profile_notebook(train, steps, limit)]
-    times = pipeline_ab(train, QUICK["pairs"] if quick else 3, steps, limit)
+    if quick:
+        steps, warmup, limit, pairs, ab_steps = QUICK["steps"], QUICK["warmup"], QUICK["limit"], QUICK["pairs"], 5
+    else:
+        steps, warmup, limit, pairs, ab_steps = PROFILE_STEPS, WARMUP_STEPS, 0, 3, 0  # A/B: whole epochs
+    profiles = [profile_digitsum(train, threads, steps, warmup, limit), profile_notebook(train, steps, warmup, limit)]
+    times = pipeline_ab(train, pairs, ab_steps, limit)
     return render(profiles, times, threads, command)
 
 

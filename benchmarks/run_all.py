@@ -70,9 +70,16 @@ def git_commit() -> str:
     return head + (" +changes" if dirty else "")
 
 
+def load_average() -> str:
+    """The 1-minute load average: a busy machine makes every figure meaningless."""
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        return "n/a"
+
+
 def header(command: str) -> str:
     """Date, machine, versions and the command, as the top of RESULTS.md."""
-    load = Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else "n/a"
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return "\n".join([
         "# digitsum benchmark results",
@@ -82,7 +89,7 @@ def header(command: str) -> str:
         "| | |",
         "| --- | --- |",
         f"| machine | {cpu_model()}, {os.cpu_count()} logical cores, {torch.get_num_threads()} torch threads |",
-        f"| load average (1 min) at start | {load} |",
+        f"| load average (1 min) at start | {load_average()} |",
         f"| Python | {platform.python_version()} |",
         f"| torch | {torch.__version__} |",
         f"| onnxruntime | {version_of('onnxruntime')} |",
@@ -111,6 +118,7 @@ def run_all(names: list[str], quick: bool, command: str, on_start=None) -> tuple
         sections.append(section)
         if not ok:
             failed.append(name)
+    sections.append(f"_Load average (1 min) at the end: {load_average()}._\n")
     return "\n".join(sections), failed
 
 
@@ -162,6 +170,10 @@ def run_from_args(argv: list[str] | None, folder: Path) -> int:
     if args.data_dir:
         os.environ["DIGITSUM_DATA"] = args.data_dir
 
+    load = load_average()
+    if load != "n/a" and float(load) > (os.cpu_count() or 1) / 2:
+        print(f"run_all: warning: load average {load} on {os.cpu_count()} cores; the figures will not be "
+              "meaningful", file=sys.stderr)
     command = shlex.join(["python", "benchmarks/run_all.py", *(argv if argv is not None else sys.argv[1:])])
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))  # the benchmarks import each other by name

@@ -99,9 +99,9 @@ def test_time_to_accuracy_trains_both_recipes_and_reports_them(mnist_dir):
 
 
 def test_profile_splits_an_epoch_into_phases_and_ranks_operators(mnist):
-    profiles = [bench_profile.profile_digitsum(mnist["train"], threads=1, max_steps=2, limit=600),
-                bench_profile.profile_notebook(mnist["train"], max_steps=3, limit=600)]
-    assert [p.steps for p in profiles] == [2, 3]
+    profiles = [bench_profile.profile_digitsum(mnist["train"], threads=1, steps=2, warmup=1, limit=600),
+                bench_profile.profile_notebook(mnist["train"], steps=3, warmup=1, limit=600)]
+    assert [(p.steps, p.warmup) for p in profiles] == [(2, 1), (3, 1)]
     for p in profiles:
         assert set(p.phases) == set(notebook.PHASES) and all(s > 0 for s in p.phases.values())
         seconds = [op[2] for op in p.ops]
@@ -109,6 +109,11 @@ def test_profile_splits_an_epoch_into_phases_and_ranks_operators(mnist):
         assert any("convolution" in name for name, _, _ in p.ops)
     section = bench_profile.render(profiles, {"A": [2.0, 3.0, 4.0], "B": [1.0, 2.0, 9.0]}, 1, "cmd")
     assert "| forward |" in section and "**1.50x**" in section  # ratio of medians: 3.0 / 2.0
+
+
+def test_profile_counts_only_the_steps_the_data_allows(mnist):
+    profile = bench_profile.profile_notebook(mnist["train"], steps=10, warmup=1, limit=300)  # 3 batches of 100
+    assert (profile.steps, profile.warmup) == (2, 1)
 
 
 def test_pipeline_ab_runs_both_arms_interleaved(mnist):
