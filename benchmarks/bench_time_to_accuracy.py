@@ -25,7 +25,7 @@ from digitsum.runtime import set_threads
 from digitsum.train import train
 from notebook import EPOCHS, train_notebook
 
-TARGETS = (0.990, 0.995)
+TARGETS = {0.990: "", 0.995: " (target <= 180 s on 2 cores)"}  # accuracy -> what the README promises
 QUICK = {"limit": 2000, "epochs": 2, "test": 2000, "val_size": 1000}  # a smoke run, not a measurement
 
 
@@ -85,9 +85,9 @@ def measure(data_dir: str | None = None, threads: int = 0, limit: int = 0, noteb
 
     with tempfile.TemporaryDirectory(prefix="digitsum-bench-") as out:
         train(ModelConfig(), cfg, out, data_dir=data_dir, on_epoch=digitsum_epoch)
-    setup = {"threads": threads, "notebook_images": len(images), "digitsum_images": len(images) if limit else
-             len(train_split.images) - cfg.val_size, "test_images": stop or len(test_mix),
-             "train_config": cfg.to_dict()}
+    n_digitsum = len(train_split.images) - cfg.val_size  # split_train_val holds the last val_size out
+    setup = {"threads": threads, "notebook_images": len(images), "test_images": stop or len(test_mix),
+             "digitsum_images": min(n_digitsum, limit) if limit else n_digitsum, "train_config": cfg.to_dict()}
     return {"notebook": notebook, "digitsum": ours, "setup": setup}
 
 
@@ -135,8 +135,8 @@ def render(result: dict, command: str) -> str:
         f"| time to the notebook's final accuracy | {final.seconds:.1f} s | {when(match)} |",
         f"| speed-up to the notebook's final accuracy (target >= 10x) | 1x | {speedup} |",
     ]
-    for target in TARGETS:
-        lines.append(f"| time to >= {pct(target)} digit and sum | {when(time_to(nb, target, target))} | "
+    for target, promise in TARGETS.items():
+        lines.append(f"| time to >= {pct(target)} digit and sum{promise} | {when(time_to(nb, target, target))} | "
                      f"{when(time_to(ours, target, target))} |")
     return "\n".join(lines) + "\n"
 
