@@ -16,7 +16,7 @@ from ..config import ConfigError
 from .common import Parser, UsageError, expected_errors
 
 # Sub-command modules, in the order --help lists them.
-COMMANDS = ["train", "evaluate", "predict", "report", "serve"]
+COMMANDS = ["train", "evaluate", "predict", "report", "serve", "export"]
 
 
 def build_parser() -> Parser:

@@ -1,0 +1,205 @@
+"""ONNX export and the onnx runtime: parity with torch on real MNIST, the graph's contract,
+predict --runtime onnx, and one clear line for a bad .onnx file or a failed export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from PIL import Image
+
+from digitsum.checkpoint import load_checkpoint
+from digitsum.export import TOLERANCE, ExportError, check_batch, default_onnx_cache, describe, export_onnx
+from digitsum.mixture import normalize
+from digitsum.onnx_runtime import OnnxBackend, OnnxError
+from digitsum.predict import TorchBackend, load_model
+from test_cli import assert_one_line_error, run_cli
+
+
+@pytest.fixture(scope="module")
+def checkpoint(small_run):
+    return load_checkpoint(small_run)
+
+
+@pytest.fixture(scope="module")
+def exported(checkpoint, mnist_dir, tmp_path_factory):
+    """(the .onnx file, the max abs difference its export reported) for the small run."""
+    path = tmp_path_factory.mktemp("onnx") / "small.onnx"
+    images, numbers, _ = check_batch(mnist_dir, 1000)
+    return path, export_onnx(checkpoint.model, path, images, numbers, describe(checkpoint))
+
+
+@pytest.fixture
+def cache_home(tmp_path, monkeypatch, mnist_dir):
+    """A private $XDG_CACHE_HOME, and MNIST where first-use exports look for check images."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("DIGITSUM_DATA", str(mnist_dir))
+    return tmp_path / "cache"
+
+
+class Noisy(torch.nn.Module):
+    """The real network plus noise: onnxruntime's random numbers cannot match torch's."""
+
+    def __init__(self, inner: torch.nn.Module):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, images, numbers):
+        digit_logits, sum_logits = self.inner(images, numbers)
+        return digit_logits + torch.rand_like(digit_logits), sum_logits
+
+
+def test_export_matches_torch_on_real_test_images(exported):
+    _, diff = exported
+    assert 0 <= diff <= TOLERANCE
+
+
+@pytest.mark.parametrize("batch", [1, 257])
+def test_onnx_and_torch_agree_at_batch_size(exported, checkpoint, mnist, batch):
+    images = normalize(mnist["test"].images[-batch:]).numpy()  # (B, 1, 28, 28), not the export's check images
+    numbers = (np.arange(batch) * 7 % 10).astype(np.int64)  # (B,)
+    expected = TorchBackend(checkpoint.model)(images, numbers)
+    found = OnnxBackend(exported[0], threads=1)(images, numbers)
+    for e, f, classes in zip(expected, found, (10, 19), strict=True):
+        assert f.shape == (batch, classes) and f.dtype == np.float32
+        assert np.abs(e - f).max() <= TOLERANCE
+        assert (e.argmax(1) == f.argmax(1)).all()
+
+
+def test_graph_has_named_inputs_outputs_and_one_dynamic_batch_axis(exported):
+    path, _ = exported
+    graph = onnx.load(str(path))
+    onnx.checker.check_model(graph)
+    assert max(op.version for op in graph.opset_import if op.domain in ("", "ai.onnx")) >= 17
+
+    def signature(values):
+        tensors = {v.name: v.type.tensor_type for v in values}
+        return {name: (t.elem_type, [d.dim_param or d.dim_value for d in t.shape.dim]) for name, t in tensors.items()}
+
+    f32, i64 = onnx.TensorProto.FLOAT, onnx.TensorProto.INT64
+    assert signature(graph.graph.input) == {"image": (f32, ["batch", 1, 28, 28]), "number": (i64, ["batch"])}
+    assert signature(graph.graph.output) == {"digit_logits": (f32, ["batch", 10]), "sum_logits": (f32, ["batch", 19])}
+
+
+def test_exported_file_is_self_contained_and_small(exported):
+    path, _ = exported
+    graph = onnx.load(str(path), load_external_data=False)
+    assert all(t.data_location == onnx.TensorProto.DEFAULT for t in graph.graph.initializer)
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no external data, no leftover temporary
+    assert path.stat().st_size < 2_000_000
+
+
+def test_onnx_file_carries_config_and_metrics(exported, checkpoint):
+    predictor = load_model(exported[0], runtime="onnx")
+    assert predictor.config == checkpoint.config and predictor.metrics == checkpoint.metrics
+
+
+def test_predict_runtime_onnx_gives_the_torch_answers(capsys, tmp_path, small_run, mnist, cache_home):
+    for i in range(3):
+        Image.fromarray(mnist["test"].images[i].numpy()).save(tmp_path / f"{i}.png")
+    answers = {}
+    for runtime in ("torch", "onnx"):
+        answers[runtime] = []
+        for i in range(3):
+            code, out, err = run_cli(capsys, "predict", str(tmp_path / f"{i}.png"), "--number", str(i + 4),
+                                     "--checkpoint", str(small_run), "--runtime", runtime, "--json")
+            assert code == 0, err
+            record = json.loads(out)
+            answers[runtime].append((record["digit"], record["sum"], record["digit_probability"]))
+    for (digit, total, p), (digit_onnx, total_onnx, p_onnx) in zip(answers["torch"], answers["onnx"], strict=True):
+        assert (digit, total) == (digit_onnx, total_onnx) and p == pytest.approx(p_onnx, abs=1e-4)
+    assert [d for d, _, _ in answers["onnx"]] == mnist["test"].labels[:3].tolist()
+    assert default_onnx_cache(small_run).is_file()  # exported on first use, under $XDG_CACHE_HOME
+    assert default_onnx_cache(small_run).is_relative_to(cache_home)
+
+
+def test_a_corrupt_cached_export_is_redone(small_run, cache_home):
+    cache = default_onnx_cache(small_run)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_bytes(b"not a graph")
+    predictor = load_model(small_run, runtime="onnx")
+    assert predictor.predict_arrays(np.zeros((1, 28, 28), np.uint8), [3])[0].sum in range(19)
+    OnnxBackend(cache)  # loads: the cache was rewritten
+
+
+@pytest.mark.parametrize("content", [b"", b"\x08\x07garbage", "truncated"])
+def test_corrupt_onnx_file_is_one_clear_line(capsys, tmp_path, exported, content):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(exported[0].read_bytes()[:5000] if content == "truncated" else content)
+    image = tmp_path / "x.png"
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(image)
+    code, _, err = run_cli(capsys, "predict", str(image), "--number", "1", "--checkpoint", str(bad),
+                           "--runtime", "onnx")
+    assert code == 1
+    assert_one_line_error(err, "digitsum predict: error:", str(bad), "not a valid ONNX model", "digitsum export")
+
+
+def test_missing_onnx_file_names_it(tmp_path):
+    with pytest.raises(OnnxError, match="cannot read ONNX file .*missing.onnx"):
+        OnnxBackend(tmp_path / "missing.onnx")
+
+
+def test_a_graph_with_other_inputs_is_refused(tmp_path):
+    x = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["n", 4])
+    y = onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["n", 4])
+    graph = onnx.helper.make_graph([onnx.helper.make_node("Identity", ["x"], ["y"])], "other", [x], [y])
+    path = tmp_path / "other.onnx"
+    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18)]), str(path))
+    with pytest.raises(OnnxError, match=r"other.onnx is not a digitsum graph: its inputs are \['x'\]"):
+        OnnxBackend(path)
+
+
+def test_a_graph_with_a_fixed_batch_is_refused(tmp_path, checkpoint):
+    path = tmp_path / "fixed.onnx"
+    with pytest.warns(DeprecationWarning):  # the TorchScript exporter, used here only for its fixed batch
+        torch.onnx.export(checkpoint.model, (torch.zeros(2, 1, 28, 28), torch.zeros(2, dtype=torch.int64)),
+                          str(path), dynamo=False, input_names=["image", "number"],
+                          output_names=["digit_logits", "sum_logits"])
+    with pytest.raises(OnnxError, match="has a fixed batch of 2, expected a dynamic batch axis"):
+        OnnxBackend(path)
+
+
+def test_a_failed_export_leaves_no_file_and_reports_the_figure(tmp_path, checkpoint, mnist):
+    target = tmp_path / "noisy.onnx"
+    with pytest.raises(ExportError, match=r"disagree on 100 images: max abs difference 0\.\d+ \(limit 0\.0001\)"):
+        export_onnx(Noisy(checkpoint.model), target, mnist["test"].images[:100], torch.arange(100) % 10)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_cli_prints_the_parity_figure(capsys, tmp_path, small_run, mnist_dir):
+    out_file = tmp_path / "model.onnx"
+    code, out, err = run_cli(capsys, "export", "--checkpoint", str(small_run), "--format", "onnx",
+                             "--output", str(out_file), "--data-dir", str(mnist_dir), "--check-images", "300")
+    assert code == 0, err
+    assert f"wrote {out_file}" in out and "300 MNIST test images" in out and "max abs logit difference" in out
+    OnnxBackend(out_file)
+
+
+def test_export_cli_to_a_missing_folder_is_one_clear_line(capsys, tmp_path, small_run, mnist_dir):
+    code, _, err = run_cli(capsys, "export", "--checkpoint", str(small_run), "--output",
+                           str(tmp_path / "nowhere" / "model.onnx"), "--data-dir", str(mnist_dir))
+    assert code == 1
+    assert_one_line_error(err, "digitsum export: error:", "nowhere does not exist")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_inference_benchmark_times_every_variant_and_compares_them(monkeypatch, exported, checkpoint, mnist):
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import bench_inference
+
+    images = normalize(mnist["test"].images[:16]).numpy()  # (16, 1, 28, 28)
+    backends = bench_inference.variants(checkpoint.model, exported[0], threads=1, compile_=False)
+    for name, backend in backends.items():  # every variant computes the same network
+        digit_logits, _ = backend(images, np.arange(16) % 10)
+        assert (digit_logits.argmax(1) == mnist["test"].labels[:16].numpy()).mean() > 0.8, name
+    size = {"rounds": 2, "calls": 3, "batches": 1, "warmup": 1}
+    figures = bench_inference.measure(backends, images, np.arange(16) % 10, size)
+    assert set(figures) == set(backends)
+    for m in figures.values():
+        assert 0 < m["p50"] <= m["p99"] and m["images_s"] > 0 and m["images_cpu_s"] > 0
+    rows = bench_inference.change_lines({1: figures})
+    assert len(rows) == 2 + sum(before in figures and after in figures for _, before, after in bench_inference.CHANGES)
