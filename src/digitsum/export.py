@@ -160,10 +160,12 @@ def default_onnx_cache(checkpoint_path: str | os.PathLike) -> Path:
     return default_cache_dir().parent / "onnx" / f"{digest}.onnx"
 
 
-def load_onnx(path: str | os.PathLike | None = None, threads: int = 0) -> tuple[OnnxBackend, dict, dict]:
+def load_onnx(path: str | os.PathLike | None = None, threads: int | None = None) -> tuple[OnnxBackend, dict, dict]:
     """(backend, config, metrics) for the onnx runtime. ``path`` is an .onnx file, used as it
     is, or a checkpoint (run directory, .safetensors, None for the bundled model), exported
-    on first use to ``default_onnx_cache`` (a cached file that no longer loads is redone)."""
+    on first use to ``default_onnx_cache`` (a cached file that no longer loads is redone).
+    ``threads`` defaults to torch's thread count, so one setting (``--threads``) serves both runtimes."""
+    threads = torch.get_num_threads() if threads is None else threads
     if path is not None and Path(path).suffix == ".onnx":
         backend = OnnxBackend(path, threads)
         return backend, backend.metadata("config"), backend.metadata("metrics")
