@@ -31,6 +31,7 @@ def add(sub) -> None:
     add_data_dir(p)
     p.add_argument("--out", help="run directory (default: runs/<timestamp>)")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    p.add_argument("--report", action="store_true", help="write the run's report (digitsum report) into OUT/report")
     p.add_argument("--arch", choices=ARCHS, default=ModelConfig.arch,
                    help="network: default (digitsum's) or seed (the notebook's)")
     defaults = {f.name: f.default for f in fields(TrainConfig)}
@@ -76,8 +77,17 @@ def run(args) -> int:
     model_cfg = ModelConfig(arch=args.arch)
     cfg = TrainConfig(**{name: getattr(args, name) for name in FLAGS})
     out = args.out or time.strftime("runs/%Y%m%d-%H%M%S")
+    if args.report:  # before training, not after it
+        from ..report import require_matplotlib
+
+        require_matplotlib()
     progress = Progress(cfg.epochs)
     metrics = train(model_cfg, cfg, out, args.data_dir, args.overwrite, progress.epoch_done, progress.step)
     print(f"test (best epoch {metrics['best_epoch']}): {format_metrics(metrics)}")
     print(f"run written to {out}")
+    if args.report:
+        from ..report import report_run
+        from .report import print_report
+
+        print_report(report_run(out, data_dir=args.data_dir))
     return 0
