@@ -107,7 +107,7 @@ async def _read_form(request) -> tuple[bytes, int]:
     except HTTPException as error:  # the multipart parser's own 400
         raise HTTPException(400, f"malformed multipart body ({error.detail}): send multipart/form-data with a "
                             "file field 'image' and a field 'number'") from None
-    async with form:
+    try:
         number, image = form.get("number"), form.get("image")
         if number is None:
             raise HTTPException(422, "missing field 'number': give an integer 0-9")
@@ -122,6 +122,8 @@ async def _read_form(request) -> tuple[bytes, int]:
         if not isinstance(image, UploadFile):
             raise HTTPException(400, "field 'image' must be a file upload (multipart file field), not text")
         return await image.read(), number
+    finally:
+        await form.close()  # removes spooled upload files
 
 
 def create_app(predictor: Predictor, max_body_bytes: int = MAX_BODY_BYTES, max_batch: int = MAX_BATCH):

@@ -1,0 +1,257 @@
+"""The HTTP API of ``digitsum serve``: predictions on real MNIST digits, every bad input, concurrency."""
+
+from __future__ import annotations
+
+import io
+import re
+import socket
+import struct
+import threading
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+
+import anyio
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from digitsum.batcher import MicroBatcher
+from digitsum.cli import main
+from digitsum.predict import Predictor, load_model
+from digitsum.preprocess import open_image, to_mnist
+from digitsum.serve import create_app
+
+
+def png(image: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(image).save(out, "PNG")
+    return out.getvalue()
+
+
+def post(client, data: bytes | None, number: str | None):
+    """POST /api/predict as multipart, leaving out the image or the number when None."""
+    files = {"image": ("digit.png", data, "image/png")} if data is not None else {}
+    if number is not None:
+        files["number"] = (None, number)  # a plain form field
+    return client.post("/api/predict", files=files)
+
+
+def huge_png_header(width: int, height: int) -> bytes:
+    """A small PNG file whose header declares width x height pixels (its pixel data is a few bytes)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
+    pixels = zlib.compress(bytes(width + 1))  # the first row only
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
+@pytest.fixture(scope="module")
+def predictor(small_run) -> Predictor:
+    return load_model(small_run)
+
+
+@pytest.fixture(scope="module")
+def client(predictor):
+    with TestClient(create_app(predictor)) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def digits(mnist):
+    """The first 64 MNIST test digits and their labels."""
+    return mnist["test"].images[:64].numpy(), mnist["test"].labels[:64].tolist()
+
+
+def test_predict_reads_real_mnist_digits_and_adds_the_number(client, digits):
+    images, labels = digits
+    answers = [post(client, png(images[i]), str(i % 10)).json() for i in range(40)]
+    right = sum(a["digit"] == labels[i] for i, a in enumerate(answers))
+    assert right >= 38
+    assert sum(a["sum"] == labels[i] + i % 10 for i, a in enumerate(answers)) >= 37
+
+
+def test_predict_answers_what_the_library_predicts_for_the_same_bytes(client, predictor, digits):
+    data = png(digits[0][3])
+    body = post(client, data, "4").json()
+    expected = predictor.predict(data, 4)
+    assert (body["digit"], body["sum"]) == (expected.digit, expected.sum)
+    np.testing.assert_allclose(body["digit_probabilities"], expected.digit_probabilities, rtol=1e-6)
+    np.testing.assert_allclose(body["sum_probabilities"], expected.sum_probabilities, rtol=1e-6)
+
+
+def test_predict_returns_probabilities_and_the_image_the_model_saw(client, digits):
+    big = Image.fromarray(255 - digits[0][0]).resize((280, 280)).convert("RGB")  # dark ink on white, like paper
+    out = io.BytesIO()
+    big.save(out, "JPEG")
+    response = post(client, out.getvalue(), "9")
+    assert response.status_code == 200
+    body = response.json()
+    assert len(body["digit_probabilities"]) == 10 and len(body["sum_probabilities"]) == 19
+    assert sum(body["digit_probabilities"]) == pytest.approx(1) and sum(body["sum_probabilities"]) == pytest.approx(1)
+    assert body["digit"] == int(np.argmax(body["digit_probabilities"])) == digits[1][0]
+    assert body["sum"] == int(np.argmax(body["sum_probabilities"]))
+    seen = np.array(body["image"], dtype=np.uint8)  # (28, 28)
+    np.testing.assert_array_equal(seen, to_mnist(open_image(out.getvalue())))
+    assert seen[0].max() == 0 and seen.max() == 255  # light ink on black, as MNIST
+
+
+@pytest.mark.parametrize("data, words", [
+    (b"this is not an image", "not an image"),
+    (b"", "empty"),
+    (None, "missing file field 'image'"),
+    (huge_png_header(8000, 8000), "megapixels"),
+    (huge_png_header(100_000, 100_000), "image"),
+    (png(np.zeros((64, 64), np.uint8)), "no ink"),
+    (png(np.full((64, 64), 255, np.uint8)), "no ink"),
+], ids=["not-an-image", "empty-file", "no-image", "64-megapixels", "10-gigapixels", "blank-black", "blank-white"])
+def test_unusable_image_is_400_with_a_reason(client, data, words):
+    response = post(client, data, "3")
+    assert response.status_code == 400
+    assert words in response.json()["error"]
+
+
+def test_truncated_image_is_400(client, digits):
+    data = png(np.kron(digits[0][0], np.ones((8, 8), np.uint8)))  # 224x224: several kB of pixel data
+    response = post(client, data[: len(data) // 2], "3")
+    assert response.status_code == 400
+    assert "truncated" in response.json()["error"]
+
+
+def test_image_sent_as_text_or_body_not_multipart_is_400(client):
+    as_text = client.post("/api/predict", data={"image": "a digit", "number": "1"})
+    as_json = client.post("/api/predict", json={"image": "a digit", "number": 1})
+    assert as_text.status_code == as_json.status_code == 400
+    assert "multipart/form-data" in as_json.json()["error"]
+
+
+@pytest.mark.parametrize("number", [None, "", "10", "-1", "3.5", "seven", "1e1"])
+def test_missing_or_bad_number_is_422(client, digits, number):
+    response = post(client, png(digits[0][0]), number)
+    assert response.status_code == 422
+    assert "0-9" in response.json()["error"]
+
+
+@pytest.fixture(scope="module")
+def small_limit_client(predictor):
+    with TestClient(create_app(predictor, max_body_bytes=10_000)) as c:
+        yield c
+
+
+def test_body_over_the_limit_is_413_and_one_under_it_is_answered(small_limit_client, digits):
+    too_big = png(np.random.default_rng(0).integers(0, 256, (128, 128), dtype=np.uint8))  # ~16 kB of noise
+    response = post(small_limit_client, too_big, "1")
+    assert response.status_code == 413
+    assert "0.01 MB" in response.json()["error"]
+    assert post(small_limit_client, png(digits[0][0]), "1").status_code == 200
+
+
+def test_body_without_content_length_is_counted_and_stopped_at_the_limit(predictor):
+    """A streamed (chunked) body gets its 413 as soon as the limit is passed, not after it is all read."""
+    app = create_app(predictor, max_body_bytes=10_000)
+    head = b'--b\r\nContent-Disposition: form-data; name="image"; filename="x.png"\r\n\r\n'
+    chunks = [head] + [b"x" * 1000] * 1000  # 1 MB in 1 kB chunks
+    taken, sent = [], []
+
+    async def receive():
+        taken.append(len(taken))
+        return {"type": "http.request", "body": chunks[len(taken) - 1], "more_body": len(taken) < len(chunks)}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/api/predict", "raw_path": b"/api/predict",
+             "query_string": b"", "root_path": "", "scheme": "http", "http_version": "1.1",
+             "headers": [(b"content-type", b"multipart/form-data; boundary=b")], "server": ("test", 80)}
+    anyio.run(app, scope, receive, send)
+    assert sent[0]["status"] == 413
+    assert len(taken) < 20  # stopped after about 10 kB of the 1 MB
+
+
+def test_healthz_and_info(client, predictor):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    info = client.get("/api/info").json()
+    assert info["config"] == predictor.config and info["metrics"] == predictor.metrics
+    assert info["metrics"]["digit_accuracy"] > 0.9
+
+
+def test_page_is_self_contained(client):
+    response = client.get("/")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
+    page = response.text
+    assert "<canvas" in page and "api/predict" in page
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page)  # no external assets
+    assert "@import" not in page and "<link" not in page
+
+
+def test_unknown_route_is_404_json(client):
+    response = client.get("/no/such/page")
+    assert response.status_code == 404 and "error" in response.json()
+
+
+def test_concurrent_requests_each_get_their_own_answer(client, predictor, digits):
+    images, _ = digits
+    jobs = [(png(images[i]), (3 * i) % 10) for i in range(64)]
+    with ThreadPoolExecutor(16) as pool:
+        responses = list(pool.map(lambda job: post(client, job[0], str(job[1])), jobs))
+    assert [r.status_code for r in responses] == [200] * len(jobs)
+    expected = predictor.predict_batch([data for data, _ in jobs], [n for _, n in jobs])
+    assert [(r.json()["digit"], r.json()["sum"]) for r in responses] == [(p.digit, p.sum) for p in expected]
+
+
+class GatedPredictor(Predictor):
+    """The real predictor, but each model call waits for ``release`` and records its batch size."""
+
+    def __init__(self, predictor: Predictor):
+        super().__init__(predictor.backend, predictor.config, predictor.metrics)
+        self.entered, self.release, self.batches = threading.Event(), threading.Event(), []
+
+    def predict_arrays(self, images28, numbers, batch_size=256):
+        self.batches.append(len(images28))
+        self.entered.set()
+        assert self.release.wait(30)
+        return super().predict_arrays(images28, numbers, batch_size)
+
+
+def test_inference_does_not_block_the_event_loop(predictor, digits):
+    gated = GatedPredictor(predictor)
+    with TestClient(create_app(gated)) as client, ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(post, client, png(digits[0][0]), "2")
+        assert gated.entered.wait(30)
+        assert client.get("/healthz").status_code == 200  # answered while the model call is stuck
+        gated.release.set()
+        assert pending.result(30).json()["digit"] == digits[1][0]
+
+
+def test_requests_queued_during_a_model_call_share_the_next_one(predictor, digits):
+    images, labels = digits
+    gated = GatedPredictor(predictor)
+    batcher = MicroBatcher(gated, max_batch=4)
+    first = batcher.submit(images[0], 0)
+    assert gated.entered.wait(30)
+    waiting = [batcher.submit(images[i], i % 10) for i in range(1, 7)]
+    waiting[2].cancel()  # a client that went away: skipped, not answered
+    gated.release.set()
+    answers = [first.result(30)] + [f.result(30) for i, f in enumerate(waiting) if i != 2]
+    batcher.close()
+    assert gated.batches == [1, 3, 2]  # 6 queued, max 4 taken at once, the cancelled one dropped
+    assert [a.sum - a.digit for a in answers] == [0, 1, 2, 4, 5, 6]
+    assert sum(a.digit == labels[i] for i, a in zip([0, 1, 2, 4, 5, 6], answers, strict=True)) >= 5
+
+
+def test_cli_bad_checkpoint_is_one_line_before_listening(capsys, tmp_path):
+    assert main(["serve", "--checkpoint", str(tmp_path / "missing"), "--port", "0"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("digitsum serve: error: checkpoint") and err.count("\n") == 1
+
+
+def test_cli_port_in_use_is_one_line(capsys, small_run):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--checkpoint", str(small_run), "--port", str(port)]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{port}" in err and err.count("\n") == 1
