@@ -43,15 +43,15 @@ def to_png(fig) -> bytes:
 
 def draw_curves(history: list[dict]) -> bytes:
     """Loss, digit accuracy and sum accuracy per epoch, train vs validation."""
-    from matplotlib.ticker import LogFormatter, MaxNLocator
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     fig = new_figure(15, 4.6)
     loss, digit, total = fig.subplots(1, 3)
     epochs = [h["epoch"] for h in history]
     loss.plot(epochs, [h["train_loss"] for h in history], marker="o", color="tab:purple", label="train")
     loss.set(title="Training loss", ylabel="cross-entropy, digit + sum (log scale)", yscale="log")
-    loss.yaxis.set_major_formatter(LogFormatter())  # 0.3 rather than 3 x 10^-1
-    loss.yaxis.set_minor_formatter(LogFormatter(minor_thresholds=(2, 0.5)))
+    loss.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # 0.1 rather than 10^-1
+    loss.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "235" else ""))
     for ax, head in ((digit, "digit"), (total, "sum")):
         ax.plot(epochs, [100 * h[f"train_{head}_accuracy"] for h in history], marker="o", label="train")
         ax.plot(epochs, [100 * h[f"val_{head}_accuracy"] for h in history], marker="s", label="validation")
