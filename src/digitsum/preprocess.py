@@ -2,9 +2,11 @@
 
 ``open_image`` reads a path, bytes, a PIL image or a numpy array, refusing absurd sizes
 before any pixel is decoded. ``to_mnist`` turns any image into light ink on a black
-background: alpha flattened, dark-on-light inverted, the ink cropped to its bounding box,
-scaled to fit 20x20 keeping its aspect ratio and placed in 28x28 with its centre of mass
-at the centre (MNIST puts it at pixel (14, 14)).
+background (``ink``: alpha flattened, dark-on-light inverted, uneven lighting removed),
+crops the ink to its bounding box, brings very thick or thin strokes to MNIST's width
+(``strokes``), scales it to fit 20x20 keeping its aspect ratio and places it in 28x28
+with its centre of mass at pixel (14, 14), where MNIST's is. A 28x28 greyscale image of
+light ink on black is taken as already MNIST-style and used as is.
 """
 
 from __future__ import annotations
@@ -14,16 +16,14 @@ import os
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
+
+from . import strokes
+from .ink import MIN_CONTRAST, border, find_ink
 
 MAX_PIXELS = 40_000_000  # larger images are refused before decoding
-MIN_CONTRAST = 40  # ink must differ from the background by this much (0-255) to count
-INK_FLOOR, INK_FULL = 0.2, 0.8  # of the peak contrast: below is background, above is full ink
-WORK_SIDE = 1024  # larger images are box-reduced to about this before the work starts
 BOX, SIDE, CENTRE = 20, 28, 14  # MNIST's box, image side and centre-of-mass position
 RESAMPLE = Image.Resampling.LANCZOS
-# Stroke widths in pixels with the digit fitted to 4 x 20 (MNIST's 5th, 50th and 95th percentiles: 6.6, 10, 16).
-STROKE_SCALE, STROKE_MIN, STROKE_TARGET, STROKE_MAX = 4, 6, 12, 14
 NO_INK = "image has no ink: it is blank or too faint (draw the digit darker or thicker)"
 
 
@@ -105,73 +105,21 @@ def _from_array(array: np.ndarray) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(array))
 
 
-def _grey_alpha(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
-    """Luminance (H, W) float32 0-255 and alpha (H, W) float32 0-1, or None when fully opaque."""
-    if image.mode == "F":  # floats: 0-1, or 0-255 when larger
-        grey = np.asarray(image, dtype=np.float32)
-        return np.clip(grey * (255.0 if grey.max() <= 1 else 1.0), 0, 255), None
-    if image.mode.startswith("I"):  # 16- or 32-bit integers: 0-65535 when any value exceeds 255
-        grey = np.asarray(image, dtype=np.float32)
-        return np.clip(grey / (257.0 if grey.max() > 255 else 1.0), 0, 255), None
-    if image.mode in ("L", "1"):
-        return np.asarray(image.convert("L"), dtype=np.float32), None
-    has_alpha = image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info
-    rgba = image.convert("RGBA") if has_alpha else image.convert("RGB")
-    grey = np.asarray(rgba.convert("RGB").convert("L"), dtype=np.float32)
-    if not has_alpha:
-        return grey, None
-    alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255.0
-    return grey, (None if alpha.min() == 1.0 else alpha)
-
-
-def _flatten(grey: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
-    """Composite onto white, or onto black when the opaque part is a light minority (light ink)."""
-    if alpha is None:
-        return grey
-    opaque = alpha > 0.5
-    light_ink = opaque.mean() < 0.5 and opaque.any() and np.median(grey[opaque]) > 127
-    background = 0.0 if light_ink else 255.0
-    return alpha * grey + (1 - alpha) * background
-
-
-def _border(x: np.ndarray) -> np.ndarray:
-    """The pixels of a frame about 2% of the image wide (at least one pixel)."""
-    k = max(1, round(0.02 * min(x.shape)))
-    return np.concatenate([x[:k].ravel(), x[-k:].ravel(), x[:, :k].ravel(), x[:, -k:].ravel()])
-
-
-def ink(image: Image.Image) -> np.ndarray:
-    """Ink (H, W) float32 0-1 on a 0 background: flattened, oriented light-on-dark, levelled."""
-    image = ImageOps.exif_transpose(image)
-    factor = max(image.size) // WORK_SIDE
-    if factor > 1:
-        image = image.reduce(factor)  # box average: fast, and the digit ends up 20 pixels tall anyway
-    x = _flatten(*_grey_alpha(image))  # (H, W) 0-255
-    background = float(np.median(_border(x)))
-    if background > 127:  # dark ink on a light background: MNIST is light on dark
-        x, background = 255.0 - x, 255.0 - background
-    contrast = np.clip(x - background, 0, None)
-    peak = float(contrast.max())
-    if peak < MIN_CONTRAST:
-        raise ImageError(NO_INK)
-    return np.clip((contrast / peak - INK_FLOOR) / (INK_FULL - INK_FLOOR), 0, 1).astype(np.float32)
-
-
 def is_mnist_style(image: Image.Image) -> bool:
     """A 28x28 greyscale image of light ink on a black background: used as is."""
     if image.size != (SIDE, SIDE) or image.mode not in ("L", "P", "RGB") or "transparency" in image.info:
         return False
     x = np.asarray(image.convert("RGB"), dtype=np.int16)  # (28, 28, 3)
     grey = (x[..., 0] == x[..., 1]).all() and (x[..., 1] == x[..., 2]).all()
-    return bool(grey and np.median(_border(x[..., 0])) == 0 and x.max() > MIN_CONTRAST)
+    return bool(grey and np.median(border(x[..., 0])) == 0 and x.max() > MIN_CONTRAST)
 
 
 def to_mnist(image: Image.Image) -> np.ndarray:
     """Any image -> uint8 (28, 28), light ink on black, cropped, fitted to 20x20 and centred by mass."""
     if is_mnist_style(image):
         return np.asarray(image.convert("L"), dtype=np.uint8).copy()
-    x = _fit(_crop(ink(image)), STROKE_SCALE * BOX)  # (<=80, <=80) 0-1
-    x = _fit(_crop(even_strokes(x)), BOX)  # (<=20, <=20), the longer side 20
+    x = _fit(_crop(find_ink(image)), strokes.SCALE * BOX)  # (<=80, <=80) 0-1, the longer side 80
+    x = _fit(_crop(strokes.even_strokes(x)), BOX)  # (<=20, <=20), the longer side 20
     return _centre_by_mass(x)
 
 
@@ -188,37 +136,7 @@ def _fit(x: np.ndarray, box: int) -> np.ndarray:
     h, w = x.shape
     scale = box / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return np.clip(np.asarray(Image.fromarray(x, mode="F").resize(size, RESAMPLE), dtype=np.float32), 0, 1)
-
-
-def stroke_width(x: np.ndarray) -> float:
-    """Mean stroke width of float ink (H, W), in pixels: twice the ink's area over its boundary's."""
-    ink = x > 0.5 * x.max()
-    inner = _morph(ink, 1, np.minimum, diagonals=False)
-    return 2 * float(ink.sum()) / max(float((ink & ~inner).sum()), 1.0)
-
-
-def even_strokes(x: np.ndarray) -> np.ndarray:
-    """Thin strokes thicker than MNIST's, thicken thinner ones (ink (H, W) with the longer side 80)."""
-    width = stroke_width(x)
-    if width > STROKE_MAX:
-        return _morph(x, round((width - STROKE_TARGET) / 2), np.minimum)
-    if width < STROKE_MIN:
-        steps = round((STROKE_TARGET - width) / 2)
-        return _morph(np.pad(x, steps), steps, np.maximum)
-    return x
-
-
-def _morph(x: np.ndarray, steps: int, op, diagonals: bool = True) -> np.ndarray:
-    """Erode (op=np.minimum) or dilate (np.maximum) ``steps`` times, alternating a cross and a square."""
-    for step in range(steps):
-        p = np.pad(x, 1)  # outside the image is background
-        h, w = x.shape
-        around = [p[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w] for dy, dx in ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))]
-        if diagonals and step % 2:
-            around += [p[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w] for dy in (-1, 1) for dx in (-1, 1)]
-        x = op.reduce(around)
-    return x
+    return np.clip(np.asarray(Image.fromarray(x).resize(size, RESAMPLE), dtype=np.float32), 0, 1)
 
 
 def _centre_by_mass(digit: np.ndarray) -> np.ndarray:
