@@ -183,7 +183,7 @@ def test_page_is_self_contained(client):
     page = response.text
     assert "<canvas" in page and "api/predict" in page
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page)  # no external assets
-    assert "@import" not in page and "<link" not in page
+    assert "@import" not in page and "<script src" not in page
 
 
 def test_unknown_route_is_404_json(client):

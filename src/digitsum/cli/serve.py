@@ -93,6 +93,8 @@ def run(args) -> int:
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5))
     try:
         server.run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it shut down on: the normal way to stop
+        pass
     finally:
         sock.close()
     print("digitsum serve: stopped", file=sys.stderr)

@@ -1,0 +1,125 @@
+"""End to end: ``digitsum serve`` in its own process, driven by a real browser drawing digits with the mouse.
+
+Playwright (Python) drives Debian's Chromium (``/usr/bin/chromium``; ``.ci/run`` installs it when
+missing). The server is started with ``--port 0`` and reports the port the OS gave it, so the test
+never races another process for a port.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import sync_playwright
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+# Mouse strokes as points on the pad, (x, y) from 0 to 1: thick-pen digits the model reads reliably.
+DIGITS = {
+    1: [[(0.5, 0.15), (0.5, 0.85)]],
+    7: [[(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)]],
+    4: [[(0.35, 0.15), (0.25, 0.55), (0.75, 0.55)], [(0.6, 0.3), (0.6, 0.85)]],
+}
+
+
+@pytest.fixture
+def chromium() -> str:
+    """Debian's Chromium; a missing one fails the test (as missing MNIST does) rather than skipping it."""
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"{CHROMIUM} missing: apt-get install chromium (.ci/run does)", pytrace=False)
+    return CHROMIUM
+
+
+@pytest.fixture
+def server(small_run, tmp_path):
+    """``python -m digitsum serve`` on a free port: yields its base URL once /healthz answers."""
+    log = (tmp_path / "serve.log").open("w")
+    process = subprocess.Popen([sys.executable, "-m", "digitsum", "serve", "--checkpoint", str(small_run),
+                                "--port", "0"], stdout=subprocess.PIPE, stderr=log, text=True)
+    try:
+        line = process.stdout.readline()  # "digitsum serve: http://127.0.0.1:PORT/ (Ctrl-C to stop)"
+        assert "http://" in line, f"digitsum serve did not start: {(tmp_path / 'serve.log').read_text()}"
+        url = line.split()[2]
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(url + "healthz", timeout=2).json() == {"status": "ok"}:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None and time.monotonic() < deadline, "the server never answered /healthz"
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        try:
+            code = process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            code = process.wait()
+        log.close()
+    stderr = (tmp_path / "serve.log").read_text()
+    assert code == 0 and "digitsum serve: stopped" in stderr, f"no clean stop on Ctrl-C (exit {code}): {stderr}"
+
+
+def draw(page, strokes) -> None:
+    """Draw strokes on the pad with the mouse: press, move in small steps, release."""
+    box = page.locator("#pad").bounding_box()
+    for stroke in strokes:
+        points = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in stroke]
+        page.mouse.move(*points[0])
+        page.mouse.down()
+        for point in points[1:]:
+            page.mouse.move(*point, steps=15)
+        page.mouse.up()
+
+
+def read_answer(page, number: int) -> tuple[int, int]:
+    """Pick ``number`` and wait for the page to show the answer for it: (digit, sum) as displayed."""
+    page.click(f'#numbers button[data-number="{number}"]')
+    page.wait_for_function(f"(document.body.dataset.answered || '').includes('+{number}=')", timeout=15_000)
+    return int(page.text_content("#digit")), int(page.text_content("#sum"))
+
+
+def test_drawing_digits_shows_the_digit_and_the_sum(chromium, server, tmp_path):
+    outside, console_errors = [], []
+
+    def only_the_server(route) -> None:
+        if route.request.url.startswith(server):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+            page.route("**/*", only_the_server)
+            page.goto(server)
+            answers = {}
+            for digit, number in [(7, 5), (1, 8), (4, 3)]:
+                page.click("#clear")
+                draw(page, DIGITS[digit])
+                answers[digit] = read_answer(page, number)
+                assert answers[digit] == (digit, digit + number), f"drew {digit}, picked {number}"
+            seen_ink = page.evaluate("Array.from(document.getElementById('seen').getContext('2d')"
+                                     ".getImageData(0, 0, 28, 28).data).filter((v, i) => i % 4 === 0 && v > 128)"
+                                     ".length")
+            assert seen_ink > 20  # the 28x28 image the model saw is drawn on the page
+            assert page.locator("#digit-bars .bar").count() == 10 and page.locator("#sum-bars .bar").count() == 19
+            shot = Path(tmp_path) / "serve.png"
+            page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+    assert shot.stat().st_size > 10_000
+    assert outside == [] and console_errors == []  # works offline: nothing fetched from elsewhere, no errors
