@@ -9,6 +9,7 @@ import struct
 import threading
 import zlib
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import anyio
 import numpy as np
@@ -255,3 +256,16 @@ def test_cli_port_in_use_is_one_line(capsys, small_run):
         assert main(["serve", "--checkpoint", str(small_run), "--port", str(port)]) == 1
     err = capsys.readouterr().err
     assert f"cannot listen on 127.0.0.1:{port}" in err and err.count("\n") == 1
+
+
+def test_load_benchmark_runs_against_a_real_server_without_errors(small_run, mnist_dir, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import bench_serve
+
+    section = bench_serve.run(requests=20, concurrency=4, checkpoint=str(small_run), data_dir=str(mnist_dir))
+    rows = [line.split("|")[1:-1] for line in section.splitlines() if line.startswith("| 28") or
+            line.startswith("| 280")]
+    assert len(rows) == 3
+    for row in rows:
+        assert row[6].strip() == "0"  # errors
+        assert float(row[4]) > 0  # requests/s
