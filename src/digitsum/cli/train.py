@@ -1,18 +1,24 @@
-"""``digitsum train``: train a model and write a run directory."""
+"""``digitsum train``: train a model and write a run directory, or resume one.
+
+Under ``torchrun`` every rank runs this command; only rank 0 prints.
+"""
 
 from __future__ import annotations
 
+import os
+import shlex
 import sys
 import time
 from dataclasses import fields
+from pathlib import Path
 
-from ..config import ARCHS, ModelConfig, TrainConfig
+from ..config import ARCHS, ConfigError, ModelConfig, TrainConfig
 from .common import add_data_dir, format_metrics
 
 # TrainConfig fields exposed as flags, with their help; defaults come from TrainConfig.
 FLAGS = {
     "epochs": (int, "passes over the training images"),
-    "batch_size": (int, "images per optimizer step"),
+    "batch_size": (int, "images per optimizer step, over all processes under torchrun"),
     "lr": (float, "peak learning rate (AdamW, one-cycle schedule)"),
     "weight_decay": (float, "AdamW weight decay"),
     "max_shift": (int, "random shift of training images in pixels, 0 to disable"),
@@ -22,6 +28,7 @@ FLAGS = {
     "limit": (int, "use only the first N training images, 0 for all"),
     "val_size": (int, "training images held out (the last ones) for validation"),
 }
+RESUMABLE = ("threads", "device")  # flags --resume accepts: where the run continues, not what it computes
 
 
 def add(sub) -> None:
@@ -31,36 +38,38 @@ def add(sub) -> None:
     add_data_dir(p)
     p.add_argument("--out", help="run directory (default: runs/<timestamp>)")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last saved point, "
+                   "with its own config (only --data-dir, --threads, --device and --report may be given)")
     p.add_argument("--report", action="store_true", help="write the run's report (digitsum report) into OUT/report")
-    p.add_argument("--arch", choices=ARCHS, default=ModelConfig.arch,
-                   help="network: default (digitsum's) or seed (the notebook's)")
+    p.add_argument("--arch", choices=ARCHS,
+                   help=f"network: default (digitsum's) or seed (the notebook's) (default: {ModelConfig.arch})")
     defaults = {f.name: f.default for f in fields(TrainConfig)}
-    for name, (kind, text) in FLAGS.items():
-        p.add_argument(f"--{name.replace('_', '-')}", type=kind, default=defaults[name],
-                       help=f"{text} (default: {defaults[name]})")
+    for name, (kind, text) in FLAGS.items():  # default None: tells a flag given from one left out
+        p.add_argument(f"--{name.replace('_', '-')}", type=kind, help=f"{text} (default: {defaults[name]})")
     p.set_defaults(run=run)
 
 
 class Progress:
     """Per-epoch progress bar on stderr (only on a terminal) and one line per epoch on stdout."""
 
-    def __init__(self, epochs: int):
-        self.epochs, self.epoch, self.start = epochs, 1, 0.0
-        self.enabled = sys.stderr.isatty()
+    def __init__(self, epochs: int, epoch: int = 1):
+        self.epochs, self.epoch, self.start = epochs, epoch, 0.0
+        self.enabled = sys.stderr.isatty() and env_rank() == 0
 
     def step(self, step: int, steps: int) -> None:
         if not self.enabled:
             return
-        if step == 1:
-            self.start = time.perf_counter()
+        if not self.start:
+            self.start, self.first = time.perf_counter(), step - 1
         if step % 10 and step != steps:
             return
         done = int(30 * step / steps)
-        rate = step / max(time.perf_counter() - self.start, 1e-9)
+        rate = (step - self.first) / max(time.perf_counter() - self.start, 1e-9)
         sys.stderr.write(f"\repoch {self.epoch}/{self.epochs} [{'#' * done}{'.' * (30 - done)}] "
                          f"{step}/{steps} {rate:.0f} it/s")
         if step == steps:
             sys.stderr.write("\r\033[K")
+            self.start = 0.0
         sys.stderr.flush()
 
     def epoch_done(self, r, model=None) -> None:
@@ -71,18 +80,65 @@ class Progress:
         self.epoch = r.epoch + 1
 
 
-def run(args) -> int:
-    from ..train import train
+def env_rank() -> int:
+    """This process's rank under torchrun (0 otherwise): only rank 0 prints."""
+    return int(os.environ.get("RANK", "0"))
 
-    model_cfg = ModelConfig(arch=args.arch)
-    cfg = TrainConfig(**{name: getattr(args, name) for name in FLAGS})
-    out = args.out or time.strftime("runs/%Y%m%d-%H%M%S")
+
+def run(args) -> int:
+    from ..distributed import PeerFailed
+    from ..train import TrainingInterrupted
+
+    try:
+        return start_or_resume(args)
+    except PeerFailed:  # the failing rank reported it
+        return 1
+    except TrainingInterrupted as stopped:
+        if env_rank() == 0:
+            print(f"digitsum train: {stopped}; the run is saved in {stopped.run_dir}. Resume with: "
+                  f"{resume_command(stopped.run_dir, args.data_dir)}", file=sys.stderr)
+        return 130
+    except ConfigError:
+        if env_rank() == 0:  # the flags are the same on every rank: report them once
+            raise
+        return 2
+
+
+def resume_command(run_dir, data_dir: str | None) -> str:
+    """The command that continues a stopped run (under torchrun, with the same torchrun options)."""
+    launcher = "torchrun <the same options> -m digitsum" if "TORCHELASTIC_RUN_ID" in os.environ else "digitsum"
+    data = f" --data-dir {shlex.quote(data_dir)}" if data_dir else ""
+    return f"{launcher} train --resume {shlex.quote(str(run_dir))}{data}"
+
+
+def given_flags(args) -> list[str]:
+    """The run-shaping flags given on the command line (those --resume refuses)."""
+    names = [n for n in ("out", "arch", *FLAGS) if n not in RESUMABLE and getattr(args, n) is not None]
+    return [f"--{n.replace('_', '-')}" for n in names] + (["--overwrite"] if args.overwrite else [])
+
+
+def start_or_resume(args) -> int:
+    from ..train import resume_training, train
+
+    if args.resume and given_flags(args):
+        raise ConfigError(f"--resume continues {args.resume} with the config it was started with; "
+                          f"drop {', '.join(given_flags(args))} (or start a new run with --out)")
     if args.report:  # before training, not after it
         from ..report import require_matplotlib
 
         require_matplotlib()
-    progress = Progress(cfg.epochs)
-    metrics = train(model_cfg, cfg, out, args.data_dir, args.overwrite, progress.epoch_done, progress.step)
+    if args.resume:
+        out = args.resume
+        progress = resume_progress(out)
+        metrics = resume_training(out, args.data_dir, progress.epoch_done, progress.step, args.threads, args.device)
+    else:
+        model_cfg = ModelConfig(arch=args.arch or ModelConfig.arch)
+        cfg = TrainConfig(**{name: getattr(args, name) for name in FLAGS if getattr(args, name) is not None})
+        out = args.out or time.strftime("runs/%Y%m%d-%H%M%S")
+        progress = Progress(cfg.epochs)
+        metrics = train(model_cfg, cfg, out, args.data_dir, args.overwrite, progress.epoch_done, progress.step)
+    if env_rank() != 0:
+        return 0
     print(f"test (best epoch {metrics['best_epoch']}): {format_metrics(metrics)}")
     print(f"run written to {out}")
     if args.report:
@@ -91,3 +147,19 @@ def run(args) -> int:
 
         print_report(report_run(out, data_dir=args.data_dir))
     return 0
+
+
+def resume_progress(run_dir: str) -> Progress:
+    """Progress display for a resumed run; rank 0 says where the run continues."""
+    from ..checkpoint import CONFIG, CheckpointError, read_json
+    from ..resume import resume_point
+
+    point = resume_point(Path(run_dir)) if env_rank() == 0 else None
+    try:
+        epochs = int(read_json(Path(run_dir) / CONFIG, "config")["train"]["epochs"])
+    except (CheckpointError, KeyError, TypeError, ValueError):
+        point = None
+    if point is None:  # resume_training says what is wrong
+        return Progress(0)
+    print(f"resuming {run_dir} at epoch {point[0]}, step {point[1]} (its own config: {epochs} epochs)", flush=True)
+    return Progress(epochs, point[0])

@@ -1,0 +1,120 @@
+"""One process with N threads against N torchrun processes with one thread each, same recipe.
+
+Both run ``digitsum train`` with ``TrainConfig()``'s defaults (the global batch is the same, so
+is the number of optimizer steps) for ``EPOCHS`` epochs, as child processes: ``python -m digitsum
+train --threads N`` and ``python -m torch.distributed.run --standalone --nproc-per-node N -m
+digitsum train --threads 1`` (gloo on the CPU). The figures are each epoch's training seconds
+(``metrics.jsonl``, evaluation excluded), images per second over the whole training split, the
+wall time of the whole command (start-up, data, validation and test included) and the test
+figures. The two setups run alternately, ``TRIALS`` times each; the table shows the medians.
+
+    python benchmarks/bench_distributed.py [--quick] [--data-dir DIR] [--threads N]
+
+``--threads N``: the cores to use (default: all of this machine's).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+EPOCHS, TRIALS = 2, 2
+QUICK = {"limit": 2000, "epochs": 1, "val_size": 1000, "trials": 1}  # a smoke run, not a measurement
+
+
+@dataclass
+class Trial:
+    """One training command's figures."""
+
+    epoch_seconds: list[float]  # training only, per epoch
+    wall_seconds: float  # the whole command
+    images: int  # training images per epoch
+    digit: float  # test figures of the best epoch
+    sum: float
+
+
+def train_command(cores: int, processes: int, out: Path, data_dir: str | None, extra: list[str]) -> list[str]:
+    """The command line of one setup: ``processes`` ranks sharing ``cores`` threads."""
+    flags = ["train", "--out", str(out), "--threads", str(cores // processes), *extra]
+    flags += ["--data-dir", data_dir] if data_dir else []
+    if processes == 1:
+        return [sys.executable, "-m", "digitsum", *flags]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(processes),
+            "-m", "digitsum", *flags]
+
+
+def run_trial(command: list[str], out: Path) -> Trial:
+    """Run one training command; read its run directory."""
+    start = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - start
+    if result.returncode != 0:
+        raise RuntimeError(f"{shlex.join(command)} failed: {result.stderr.strip().splitlines()[-1:]}")
+    history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    config = json.loads((out / "config.json").read_text())
+    metrics = json.loads((out / "metrics.json").read_text())
+    return Trial([h["seconds"] for h in history], wall, config["data"]["train_images"],
+                 metrics["digit_accuracy"], metrics["sum_accuracy"])
+
+
+def measure(cores: int, data_dir: str | None, extra: list[str], trials: int) -> dict[int, list[Trial]]:
+    """{processes: trials} for 1 process x ``cores`` threads and ``cores`` processes x 1 thread, alternated."""
+    results: dict[int, list[Trial]] = {1: [], cores: []}
+    with tempfile.TemporaryDirectory(prefix="digitsum-bench-ddp-") as tmp:
+        for trial in range(trials):
+            for processes, trials_so_far in results.items():
+                out = Path(tmp) / f"p{processes}-t{trial}"
+                trials_so_far.append(run_trial(train_command(cores, processes, out, data_dir, extra), out))
+    return results
+
+
+def row(label: str, trials: list[Trial]) -> str:
+    per_epoch = [statistics.median(t.epoch_seconds[e] for t in trials) for e in range(len(trials[0].epoch_seconds))]
+    seconds = statistics.median(per_epoch)
+    return (f"| {label} | {' / '.join(f'{s:.1f}' for s in per_epoch)} | {trials[0].images / seconds:,.0f} | "
+            f"{statistics.median(t.wall_seconds for t in trials):.1f} | "
+            f"{100 * trials[-1].digit:.2f}% / {100 * trials[-1].sum:.2f}% |")
+
+
+def run(quick: bool = False, data_dir: str | None = None, threads: int = 0) -> str:
+    """Run the benchmark (``quick``: a smoke run at tiny size) and return its Markdown section."""
+    cores = threads or os.cpu_count() or 1
+    flags = (" --quick" if quick else "") + (f" --threads {threads}" if threads else "")
+    if cores < 2:
+        return "## Distributed training\n\nSkipped: one core, nothing to split across processes.\n"
+    sizes = QUICK if quick else {"limit": 0, "epochs": EPOCHS, "trials": TRIALS}
+    extra = ["--epochs", str(sizes["epochs"]), "--limit", str(sizes["limit"])]
+    extra += ["--val-size", str(sizes["val_size"])] if "val_size" in sizes else []
+    load = Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else "n/a"
+    results = measure(cores, data_dir, extra, sizes["trials"])
+    one, many = (statistics.median(statistics.median(t.epoch_seconds) for t in results[p]) for p in results)
+    lines = [
+        f"## Distributed training: 1 process x {cores} threads vs {cores} processes x 1 thread",
+        "",
+        f"`python benchmarks/bench_distributed.py{flags}`: `digitsum train` with the default recipe "
+        f"({sizes['epochs']} epoch(s){', ' + str(sizes['limit']) + ' images' if sizes['limit'] else ''}), "
+        f"median of {sizes['trials']} alternated trial(s); load average {load} at the start"
+        f"{' (a smoke run, not a measurement)' if quick else ''}.",
+        "",
+        "| setup | train seconds per epoch | images/s | wall seconds (whole command) | test digit / sum |",
+        "| --- | --- | --- | --- | --- |",
+        row(f"1 process x {cores} threads", results[1]),
+        row(f"{cores} processes x 1 thread (torchrun, gloo)", results[cores]),
+        "",
+        f"{cores} processes take {many / one:.2f}x the training time of one process per epoch.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    from run_all import standalone
+
+    sys.exit(standalone(run, __doc__.splitlines()[0]))
