@@ -33,10 +33,11 @@ def import_onnxruntime():
     return onnxruntime
 
 
-def session_options(threads: int = 0, optimization: str = "all", spinning: bool = True):
+def session_options(threads: int = 0, optimization: str = "all", spinning: bool = False):
     """onnxruntime session options: ``threads`` intra-op threads (0: one per physical core),
     one inter-op thread, sequential execution, graph optimisation level ``optimization``
-    (``disable``, ``basic``, ``extended`` or ``all``), and whether idle threads spin."""
+    (``disable``, ``basic``, ``extended`` or ``all``), and whether idle threads spin (off: spinning
+    burns CPU that the rest of the process, or the machine, could use; see benchmarks/bench_inference.py)."""
     ort = import_onnxruntime()
 
     levels = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
@@ -87,7 +88,7 @@ class OnnxBackend:
     """An exported digitsum graph run by onnxruntime on the CPU."""
 
     def __init__(self, source: str | os.PathLike | bytes, threads: int = 0, optimization: str = "all",
-                 spinning: bool = True):
+                 spinning: bool = False):
         """``source`` is an .onnx file or its bytes; see ``session_options`` for the rest."""
         ort = import_onnxruntime()
 
