@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from .ink import MIN_CONTRAST, border, find_ink
 MAX_PIXELS = 40_000_000  # larger images are refused before decoding
 BOX, SIDE, CENTRE = 20, 28, 14  # MNIST's box, image side and centre-of-mass position
 RESAMPLE = Image.Resampling.LANCZOS
+TOO_BIG = f"more than the {MAX_PIXELS // 1_000_000} megapixels digitsum accepts: crop or shrink it"
 NO_INK = "image has no ink: it is blank or too faint (draw the digit darker or thicker)"
 
 
@@ -63,8 +65,7 @@ def _check_size(size: tuple[int, int], what: str) -> None:
     if w < 1 or h < 1:
         raise ImageError(f"{what} is empty ({w}x{h} pixels)")
     if w * h > MAX_PIXELS:
-        raise ImageError(f"{what} is {w}x{h} pixels, more than the {MAX_PIXELS // 1_000_000} megapixels "
-                         "digitsum accepts: crop or shrink it")
+        raise ImageError(f"{what} is {w}x{h} pixels, {TOO_BIG}")
 
 
 def _decode(file, what: str, nbytes: int) -> Image.Image:
@@ -72,7 +73,10 @@ def _decode(file, what: str, nbytes: int) -> Image.Image:
         raise ImageError(f"{what} is empty (0 bytes)")
     try:
         image = Image.open(file)  # reads the header only
-    except (UnidentifiedImageError, Image.DecompressionBombError):
+    except Image.DecompressionBombError as error:  # PIL's own cap, far above ours
+        pixels = re.search(r"\((\d+) pixels\)", str(error))
+        raise ImageError(f"{what} is {pixels.group(1) if pixels else 'too many'} pixels, {TOO_BIG}") from None
+    except UnidentifiedImageError:
         raise ImageError(f"{what} is not an image digitsum can read (PNG, JPEG, BMP, WebP, GIF, TIFF...)") from None
     except OSError as error:
         raise ImageError(f"cannot read {what}: {error.strerror or error}") from None
@@ -106,12 +110,12 @@ def _from_array(array: np.ndarray) -> Image.Image:
 
 
 def is_mnist_style(image: Image.Image) -> bool:
-    """A 28x28 greyscale image of light ink on a black background: used as is."""
-    if image.size != (SIDE, SIDE) or image.mode not in ("L", "P", "RGB") or "transparency" in image.info:
+    """A 28x28 opaque greyscale image of light ink on a black background: used as is."""
+    if image.size != (SIDE, SIDE) or image.mode not in ("L", "LA", "P", "RGB", "RGBA"):
         return False
-    x = np.asarray(image.convert("RGB"), dtype=np.int16)  # (28, 28, 3)
-    grey = (x[..., 0] == x[..., 1]).all() and (x[..., 1] == x[..., 2]).all()
-    return bool(grey and np.median(border(x[..., 0])) == 0 and x.max() > MIN_CONTRAST)
+    x = np.asarray(image.convert("RGBA"), dtype=np.int16)  # (28, 28, 4)
+    grey = (x[..., 0] == x[..., 1]).all() and (x[..., 1] == x[..., 2]).all() and (x[..., 3] == 255).all()
+    return bool(grey and np.median(border(x[..., 0])) == 0 and x[..., 0].max() > MIN_CONTRAST)
 
 
 def to_mnist(image: Image.Image) -> np.ndarray:
@@ -120,7 +124,7 @@ def to_mnist(image: Image.Image) -> np.ndarray:
         return np.asarray(image.convert("L"), dtype=np.uint8).copy()
     x = _fit(_crop(find_ink(image)), strokes.SCALE * BOX)  # (<=80, <=80) 0-1, the longer side 80
     x = _fit(_crop(strokes.even_strokes(x)), BOX)  # (<=20, <=20), the longer side 20
-    return _centre_by_mass(x)
+    return _centre_by_mass(x / max(float(x.max()), 1e-6))  # the ink's core at full intensity, as in MNIST
 
 
 def _crop(x: np.ndarray) -> np.ndarray:

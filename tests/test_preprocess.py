@@ -1,0 +1,227 @@
+"""Preprocessing: people's images become MNIST-style digits, and bad images are refused clearly."""
+
+from __future__ import annotations
+
+import io
+import re
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFilter, PngImagePlugin
+
+from digitsum import preprocess
+from digitsum.preprocess import ImageError, open_image, to_mnist
+from digitsum.strokes import stroke_width
+
+
+def encode(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
+    out = io.BytesIO()
+    image.save(out, fmt, **options)
+    return out.getvalue()
+
+
+def drawn(digit: np.ndarray, scale: int = 12, canvas: tuple[int, int] = (500, 420), at: tuple[int, int] = (30, 60)):
+    """An MNIST digit as ink coverage (H, W) float 0-1 on a large canvas, off-centre."""
+    big = np.asarray(Image.fromarray(digit).resize((28 * scale, 28 * scale), Image.Resampling.BICUBIC)) / 255
+    out = np.zeros((canvas[1], canvas[0]))
+    out[at[1] : at[1] + 28 * scale, at[0] : at[0] + 28 * scale] = big
+    return out
+
+
+def dark_on_white(coverage: np.ndarray) -> Image.Image:
+    return Image.fromarray(np.round(255 * (1 - coverage)).astype(np.uint8)).convert("RGB")
+
+
+def centre_of_mass(x: np.ndarray) -> tuple[float, float]:
+    x = x.astype(np.float64)
+    return float((x.sum(1) * np.arange(28)).sum() / x.sum()), float((x.sum(0) * np.arange(28)).sum() / x.sum())
+
+
+def bbox_side(x: np.ndarray) -> int:
+    rows, cols = np.flatnonzero(x.any(1)), np.flatnonzero(x.any(0))
+    return max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG that declares width x height greyscale pixels and holds a few bytes of data."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+# -- MNIST images stay MNIST images
+
+def test_an_mnist_png_comes_back_unchanged(mnist):
+    for digit in mnist["test"].images[:300].numpy():
+        assert np.array_equal(to_mnist(open_image(encode(Image.fromarray(digit)))), digit)
+
+
+def test_mnist_digits_redrawn_large_come_back_as_mnist_would_make_them(mnist):
+    digits = mnist["test"].images[:100].numpy()
+    out = np.stack([to_mnist(dark_on_white(drawn(d))) for d in digits])
+    assert all(bbox_side(x) in (19, 20, 21) for x in out)
+    com = np.array([centre_of_mass(x) for x in out])
+    assert np.abs(com - 14).max() <= 0.75
+    assert np.abs(out.astype(int) - digits).mean() < 12  # the same digits, pixel for pixel nearly
+
+
+# -- what counts as ink
+
+def test_dark_on_light_is_inverted_to_light_on_black(mnist):
+    out = to_mnist(dark_on_white(drawn(mnist["test"].images[0].numpy())))
+    assert out[0].max() == 0 and out[:, 0].max() == 0 and out.max() == 255
+
+
+@pytest.mark.parametrize("colour", [(0, 0, 0), (255, 255, 255)])
+def test_strokes_on_a_transparent_canvas_read_like_ink_on_paper(mnist, colour):
+    coverage = drawn(mnist["test"].images[1].numpy())
+    rgba = np.zeros((*coverage.shape, 4), dtype=np.uint8)
+    rgba[..., :3] = colour
+    rgba[..., 3] = np.round(255 * coverage)
+    expected = to_mnist(dark_on_white(coverage))
+    assert np.abs(to_mnist(open_image(encode(Image.fromarray(rgba)))).astype(int) - expected).max() <= 2
+
+
+def test_uneven_lighting_is_removed(mnist):
+    coverage = drawn(mnist["test"].images[2].numpy())
+    h, w = coverage.shape
+    light = 150 + 90 * np.linspace(0, 1, w)[None, :] * np.linspace(0.6, 1, h)[:, None]  # a shadow across the page
+    photo = Image.fromarray(np.round(light * (1 - coverage) + 40 * coverage).astype(np.uint8))
+    lit = to_mnist(Image.fromarray(np.round(220 * (1 - coverage) + 40 * coverage).astype(np.uint8)))
+    assert np.abs(to_mnist(open_image(encode(photo, "JPEG", quality=90))).astype(int) - lit).mean() < 6
+
+
+def test_aspect_ratio_is_kept():
+    bar = np.zeros((300, 300), dtype=np.uint8)
+    bar[50:250, 140:160] = 255  # 200 tall, 20 wide
+    out = to_mnist(Image.fromarray(bar))
+    cols = np.flatnonzero(out.max(0) > 128)
+    assert bbox_side(out) == 20 and 1 <= len(cols) <= 3
+
+
+def width(x: np.ndarray) -> float:
+    """Stroke width of a uint8 (28, 28) digit, measured at 4x as the preprocessing measures it."""
+    return stroke_width(np.asarray(Image.fromarray(x).resize((112, 112), Image.Resampling.BILINEAR)) / 255.0)
+
+
+def test_thick_marker_strokes_are_thinned_to_mnist_width(mnist):
+    digits = mnist["test"].images[:9].numpy()
+    thick = [np.asarray(Image.fromarray(d).resize((280, 280)).filter(ImageFilter.MaxFilter(31))) for d in digits]
+    assert np.median([width(to_mnist(Image.fromarray(255 - t))) for t in thick]) < 15  # MNIST's 95th percentile
+    assert 9 < np.median([width(d) for d in digits]) < 11  # MNIST's median: about 10
+
+
+def test_one_pixel_pen_strokes_are_thickened():
+    ring = Image.new("L", (400, 400), 255)
+    ImageDraw.Draw(ring).ellipse((80, 40, 320, 360), outline=0, width=2)  # a "0" drawn with a 2-pixel pen
+    out = to_mnist(ring)
+    assert out.max() == 255 and 8 < width(out) < 15
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "BMP", "WEBP", "GIF", "TIFF"])
+def test_every_common_format_reads_alike(mnist, fmt):
+    image = dark_on_white(drawn(mnist["test"].images[4].numpy(), scale=8, canvas=(300, 260), at=(5, 20)))
+    expected = to_mnist(image)
+    got = to_mnist(open_image(encode(image, fmt)))
+    assert np.abs(got.astype(int) - expected).mean() < 4
+
+
+def test_sixteen_bit_greyscale_and_palette_images_read_alike(mnist):
+    coverage = drawn(mnist["test"].images[5].numpy(), scale=8, canvas=(300, 260), at=(5, 20))
+    expected = to_mnist(dark_on_white(coverage))
+    sixteen = Image.fromarray(np.round(65535 * (1 - coverage)).astype(np.uint16))
+    palette = dark_on_white(coverage).convert("P", palette=Image.Palette.ADAPTIVE, colors=64)
+    for image in (sixteen, palette):
+        assert np.abs(to_mnist(open_image(encode(image))).astype(int) - expected).mean() < 4
+
+
+def test_phone_photo_orientation_is_honoured(mnist):
+    image = dark_on_white(drawn(mnist["test"].images[6].numpy(), scale=8, canvas=(300, 260), at=(5, 20)))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    sideways = encode(image.transpose(Image.Transpose.ROTATE_90), "JPEG", quality=95, exif=exif)
+    assert np.abs(to_mnist(open_image(sideways)).astype(int) - to_mnist(image)).mean() < 4
+
+
+# -- sources
+
+def test_numpy_arrays_of_every_layout_are_accepted(mnist):
+    digit = mnist["test"].images[7].numpy()
+    expected = to_mnist(Image.fromarray(digit))
+    assert np.array_equal(to_mnist(open_image(digit)), expected)
+    assert np.array_equal(to_mnist(open_image(digit / 255.0)), expected)
+    assert np.array_equal(to_mnist(open_image(np.stack([digit] * 3, 2))), expected)
+    rgba = np.concatenate([np.stack([digit] * 3, 2), np.full((28, 28, 1), 255, np.uint8)], 2)
+    assert np.array_equal(to_mnist(open_image(rgba)), expected)
+
+
+@pytest.mark.parametrize(("array", "fragment"), [
+    (np.zeros((4, 4, 2), np.uint8), "must be (H, W)"),
+    (np.full((4, 4), 2.0), "from 0 to 1"),
+    (np.full((4, 4), 300), "from 0 to 255"),
+    (np.zeros((4, 4), complex), "must be uint8"),
+])
+def test_bad_arrays_are_refused(array, fragment):
+    with pytest.raises(ImageError, match=re.escape(fragment)):
+        open_image(array)
+
+
+# -- bad images
+
+def test_a_blank_image_has_no_ink():
+    for blank in (np.full((200, 300), 255, np.uint8), np.zeros((50, 50), np.uint8), np.full((64, 64), 128, np.uint8)):
+        with pytest.raises(ImageError, match="no ink"):
+            to_mnist(open_image(encode(Image.fromarray(blank))))
+
+
+def test_faint_noise_is_not_ink():
+    noise = np.random.default_rng(0).integers(230, 256, (200, 200)).astype(np.uint8)
+    with pytest.raises(ImageError, match="no ink"):
+        to_mnist(Image.fromarray(noise))
+
+
+@pytest.mark.parametrize(("side", "fragment"), [(30000, "900000000 pixels"), (8000, "8000x8000 pixels")])
+def test_a_huge_declared_size_is_refused_before_decoding(monkeypatch, tmp_path, side, fragment):
+    def decode(self):
+        raise AssertionError("pixel data was decoded")
+
+    monkeypatch.setattr(PngImagePlugin.PngImageFile, "load", decode)
+    path = tmp_path / "bomb.png"
+    path.write_bytes(png_header(side, side))
+    for source in (path, path.read_bytes()):
+        with pytest.raises(ImageError, match=f"{fragment}, more than the 40 megapixels digitsum accepts"):
+            open_image(source)
+
+
+def test_the_pixel_cap_applies_to_pil_images_and_arrays(monkeypatch):
+    monkeypatch.setattr(preprocess, "MAX_PIXELS", 100)
+    with pytest.raises(ImageError, match="11x10 pixels"):
+        open_image(Image.new("L", (11, 10)))
+    with pytest.raises(ImageError, match="11x10 pixels"):
+        open_image(np.zeros((10, 11), np.uint8))
+
+
+@pytest.mark.parametrize(("content", "fragment"), [
+    (None, "not found"),
+    (b"", "is empty (0 bytes)"),
+    (b"digit,number\n7,3\n", "is not an image"),
+    ("truncated", "is truncated or corrupt"),
+])
+def test_unreadable_files_are_refused_with_the_reason(tmp_path, content, fragment):
+    path = tmp_path / "digit.png"
+    if content == "truncated":
+        whole = encode(Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 300), dtype=np.uint8)))
+        content = whole[: len(whole) // 2]
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ImageError, match=re.escape(fragment)) as caught:
+        open_image(path)
+    assert str(path) in str(caught.value)
+
+
+def test_a_folder_is_not_an_image(tmp_path):
+    with pytest.raises(ImageError, match="is a folder"):
+        open_image(tmp_path)
