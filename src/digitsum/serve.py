@@ -26,6 +26,13 @@ from .preprocess import ImageError, open_image, to_mnist
 MAX_BODY_BYTES = 5_000_000  # default limit on a request body: far above any drawing or photo of a digit
 
 
+# /api/predict's form for the OpenAPI page (/docs); the endpoint reads the form itself to word its own errors.
+PREDICT_OPENAPI = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["image", "number"], "properties": {
+        "image": {"type": "string", "format": "binary", "description": "a picture of one digit (PNG, JPEG, ...)"},
+        "number": {"type": "integer", "minimum": 0, "maximum": 9, "description": "the number to add"}}}}}}}
+
+
 class BodyTooLarge(Exception):
     """A request body went over the limit while it streamed in."""
 
@@ -167,7 +174,7 @@ def create_app(predictor: Predictor, max_body_bytes: int = MAX_BODY_BYTES, max_b
         """The served model's config and its test-set metrics."""
         return {"config": predictor.config, "metrics": predictor.metrics}
 
-    @app.post("/api/predict")
+    @app.post("/api/predict", openapi_extra=PREDICT_OPENAPI)
     async def predict(request: Request):
         """Multipart ``image`` (file) and ``number`` (0-9) -> digit, sum, their probabilities, the 28x28 image."""
         data, number = await _read_form(request)
