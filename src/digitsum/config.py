@@ -26,6 +26,8 @@ class ModelConfig:
     """Channels of the first convolution (default architecture)."""
     conv2: int = 32
     """Channels of the second convolution (default architecture)."""
+    conv3: int = 64
+    """Channels of the third convolution (default architecture)."""
     hidden: int = 128
     """Width of the image features and of the fused layer (default architecture)."""
     embedding: int = 16
@@ -33,7 +35,7 @@ class ModelConfig:
 
     def __post_init__(self):
         _check(self.arch in ARCHS, f"unknown architecture {self.arch!r}; choose one of {', '.join(ARCHS)}")
-        for name in ("conv1", "conv2", "hidden", "embedding"):
+        for name in ("conv1", "conv2", "conv3", "hidden", "embedding"):
             _check(isinstance(getattr(self, name), int) and getattr(self, name) > 0,
                    f"model {name} must be a positive integer, got {getattr(self, name)!r}")
 
@@ -51,7 +53,7 @@ class ModelConfig:
 class TrainConfig:
     """How to train: the defaults are the recipe that meets README's targets."""
 
-    epochs: int = 8
+    epochs: int = 10
     """Passes over the training images."""
     batch_size: int = 128
     """Images per optimizer step (global: split across processes under torchrun)."""
@@ -59,6 +61,10 @@ class TrainConfig:
     """Peak learning rate of the one-cycle schedule (AdamW)."""
     weight_decay: float = 5e-4
     """AdamW weight decay."""
+    label_smoothing: float = 0.1
+    """Label smoothing of both cross-entropies."""
+    consistency: float = 0.5
+    """Weight of the agreement term: KL from the sum implied by the digit head to the sum head."""
     max_shift: int = 2
     """Random translation of training images, in pixels (0 disables it)."""
     seed: int = 0
@@ -77,6 +83,8 @@ class TrainConfig:
         _check(self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}")
         _check(self.lr > 0, f"--lr must be positive, got {self.lr}")
         _check(self.weight_decay >= 0, f"--weight-decay must be non-negative, got {self.weight_decay}")
+        _check(0 <= self.label_smoothing < 1, f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
+        _check(self.consistency >= 0, f"--consistency must be non-negative, got {self.consistency}")
         _check(0 <= self.max_shift <= 8, f"--max-shift must be 0-8, got {self.max_shift}")
         _check(self.threads >= 0, f"--threads must be non-negative, got {self.threads}")
         _check(self.limit >= 0, f"--limit must be non-negative, got {self.limit}")

@@ -30,7 +30,7 @@ from .data import Split, data_digests, load_mnist
 from .distributed import StopRequest, World, session
 from .evaluate import evaluate
 from .files import atomic_write_bytes, atomic_write_json
-from .mixture import VAL_NUMBER_SEED, NumberMixture
+from .mixture import NUM_DIGITS, VAL_NUMBER_SEED, NumberMixture
 from .model import build_model
 from .resume import EpochTally, RunState
 from .runtime import set_seed, set_threads
@@ -126,8 +126,27 @@ def run_config(model_cfg: ModelConfig, cfg: TrainConfig, n_train: int) -> dict:
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, total_steps: int):
     """AdamW with a one-cycle learning-rate schedule over ``total_steps``."""
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total_steps, pct_start=0.25)
+    # At least 8 steps: OneCycleLR divides by its warm-up length, which must not round to 0.
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(total_steps, 8), pct_start=0.25)
     return opt, sched
+
+
+def digitsum_loss(digit_logits: torch.Tensor, sum_logits: torch.Tensor, digits: torch.Tensor,
+                  numbers: torch.Tensor, sums: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
+    """Cross-entropy on both heads, plus an agreement term weighted by ``cfg.consistency``.
+
+    The agreement term is the KL divergence from the sum distribution the digit head
+    implies (its probabilities shifted by the number) to the sum head's: it teaches the
+    sum head to be consistent with the digit head. It shapes training only; the sum is
+    still the sum head's own output.
+    """
+    loss = (F.cross_entropy(digit_logits, digits, label_smoothing=cfg.label_smoothing)
+            + F.cross_entropy(sum_logits, sums, label_smoothing=cfg.label_smoothing))
+    if cfg.consistency:
+        columns = numbers[:, None] + torch.arange(NUM_DIGITS, device=numbers.device)  # (B, 10): sum of each digit
+        implied = torch.zeros_like(sum_logits).scatter(1, columns, digit_logits.softmax(1))  # (B, 19)
+        loss = loss + cfg.consistency * F.kl_div(sum_logits.log_softmax(1), implied, reduction="batchmean")
+    return loss
 
 
 def train_steps(net, opt, sched, mixture: NumberMixture, epoch: int, cfg: TrainConfig, world: World,
@@ -143,10 +162,11 @@ def train_steps(net, opt, sched, mixture: NumberMixture, epoch: int, cfg: TrainC
         for batch in islice(batches, tally.step, None):  # a resumed epoch redraws, then skips, its first batches
             if stop():
                 return False
-            images, numbers = batch.images.to(world.device), batch.numbers.to(world.device)  # (B, 1, 28, 28), (B,)
+            images = batch.images.to(world.device, memory_format=torch.channels_last)  # (B, 1, 28, 28)
+            numbers = batch.numbers.to(world.device)  # (B,)
             digits, sums = batch.digits.to(world.device), batch.sums.to(world.device)  # (B,), (B,)
             digit_logits, sum_logits = net(images, numbers)  # (B, 10), (B, 19)
-            loss = F.cross_entropy(digit_logits, digits) + F.cross_entropy(sum_logits, sums)
+            loss = digitsum_loss(digit_logits, sum_logits, digits, numbers, sums, cfg)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -257,7 +277,8 @@ def load_run(world: World, out: Path, model_cfg: ModelConfig, cfg: TrainConfig, 
 def start_model(run: Run, model_cfg: ModelConfig):
     """(model, optimizer, schedule), freshly initialised from the run's seed."""
     set_seed(run.cfg.seed)
-    model = build_model(model_cfg).to(run.world.device)
+    # channels-last: the layout oneDNN's CPU convolutions run fastest in (see benchmarks/RESULTS.md)
+    model = build_model(model_cfg).to(run.world.device, memory_format=torch.channels_last)
     opt, sched = make_optimizer(model, run.cfg, run.cfg.epochs * run.steps)
     return model, opt, sched
 

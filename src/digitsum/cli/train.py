@@ -21,6 +21,8 @@ FLAGS = {
     "batch_size": (int, "images per optimizer step, over all processes under torchrun"),
     "lr": (float, "peak learning rate (AdamW, one-cycle schedule)"),
     "weight_decay": (float, "AdamW weight decay"),
+    "label_smoothing": (float, "label smoothing of both cross-entropies"),
+    "consistency": (float, "weight of the term that makes the sum head agree with digit head + number"),
     "max_shift": (int, "random shift of training images in pixels, 0 to disable"),
     "seed": (int, "seed of weights, order, numbers and shifts"),
     "threads": (int, "CPU threads for torch, 0 for torch's default"),
