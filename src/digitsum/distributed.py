@@ -80,6 +80,8 @@ class World:
 
     def any(self, flag: bool) -> bool:
         """True on every rank if ``flag`` is true on any rank."""
+        if self.size == 1:
+            return flag
         return bool(self.sum(torch.tensor([int(flag)])).item())
 
     def shard(self, n: int) -> tuple[int, int]:
