@@ -73,6 +73,7 @@ def listen(host: str, port: int) -> socket.socket:
     except OSError as error:
         sock.close()
         raise OSError(f"cannot listen on {host}:{port} ({error.strerror}): choose another --port or --host") from None
+    sock.listen(2048)  # connections made before uvicorn has started wait in the backlog rather than fail
     return sock
 
 
