@@ -9,10 +9,10 @@ and batch-1024 throughput from the median batch time.
 
 Torch variants (all under ``torch.inference_mode()``): ``eager`` is ``TorchBackend`` as
 ``load_model`` builds it; ``channels-last`` stores weights and inputs NHWC, the layout oneDNN's
-convolutions prefer; ``+ BN folded`` also folds each batch norm into its convolution
-(``torch.fx.experimental.optimization.fuse``); ``oneDNN off`` is eager with
-``torch.backends.mkldnn`` disabled; ``compile`` (opt-in, minutes of compiling) is
-``torch.compile``. onnxruntime variants differ in graph optimisation level and thread spinning;
+convolutions prefer; ``oneDNN off`` is eager with ``torch.backends.mkldnn`` disabled;
+``compile`` (opt-in, a minute or more of compiling, not timed) is ``torch.compile``. (Folding
+batch norm into the convolutions does not apply: the network pools between them.)
+onnxruntime variants differ in graph optimisation level and thread spinning;
 ``optimisation all`` is ``OnnxBackend``'s default (no spinning).
 
     python benchmarks/bench_inference.py [--quick] [--checkpoint PATH] [--threads N] [--compile]
@@ -46,13 +46,10 @@ TARGET_P50_MS, TARGET_IMAGES_S = 0.5, 20_000
 
 
 class NHWCBackend(TorchBackend):
-    """TorchBackend with weights and inputs channels-last; ``fold`` also folds batch norms into convolutions."""
+    """TorchBackend with weights and inputs channels-last."""
 
-    def __init__(self, model: torch.nn.Module, fold: bool = False):
-        from torch.fx.experimental.optimization import fuse
-
-        model = copy.deepcopy(model).eval()
-        super().__init__((fuse(model) if fold else model).to(memory_format=torch.channels_last))
+    def __init__(self, model: torch.nn.Module):
+        super().__init__(copy.deepcopy(model).to(memory_format=torch.channels_last))
 
     def __call__(self, images: np.ndarray, numbers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         with torch.inference_mode():
@@ -76,7 +73,6 @@ def variants(model, onnx_path: Path, threads: int, compile_: bool) -> dict[str, 
     found = {
         "torch eager": TorchBackend(model),
         "torch channels-last": NHWCBackend(model),
-        "torch channels-last + BN folded": NHWCBackend(model, fold=True),
         "torch oneDNN off": NoOneDNN(model),
         "onnxruntime optimisation off": OnnxBackend(onnx_path, threads, optimization="disable"),
         "onnxruntime optimisation all": OnnxBackend(onnx_path, threads),
@@ -118,7 +114,6 @@ def measure(backends: dict, images: np.ndarray, numbers: np.ndarray, size: dict)
 # (what changed, before, after): the comparisons the table is read for
 CHANGES = [
     ("torch: channels-last", "torch eager", "torch channels-last"),
-    ("torch: BN folded into conv (on channels-last)", "torch channels-last", "torch channels-last + BN folded"),
     ("torch: oneDNN off", "torch eager", "torch oneDNN off"),
     ("torch: torch.compile", "torch eager", "torch compile"),
     ("onnxruntime: graph optimisation all", "onnxruntime optimisation off", "onnxruntime optimisation all"),
