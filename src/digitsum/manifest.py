@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .predict import BATCH_SIZE, Prediction, Predictor, check_number
-from .preprocess import open_image, to_mnist
+from .preprocess import load_digit
 
 COLUMNS = ("image", "number")
 
@@ -86,7 +86,7 @@ def predict_rows(predictor: Predictor, rows: list[Row], batch_size: int = BATCH_
                 if not row.image:
                     raise ValueError("row has no image path")
                 number = check_number(row.number)
-                images.append(to_mnist(open_image(row.path)))  # (28, 28) uint8
+                images.append(load_digit(row.path))  # (28, 28) uint8
             except ValueError as error:
                 done[i] = error_record(row.image, _as_written(row.number), error)
                 continue

@@ -18,7 +18,7 @@ import torch
 from .checkpoint import load_checkpoint
 from .mixture import normalize
 from .model import DigitSumNet
-from .preprocess import open_image, to_mnist
+from .preprocess import load_digit
 
 BATCH_SIZE = 256
 
@@ -88,14 +88,14 @@ class Predictor:
     def predict(self, image, number) -> Prediction:
         """One image (a path, bytes, a PIL image or a numpy array) and a number 0-9."""
         number = check_number(number)
-        return self.predict_arrays(to_mnist(open_image(image))[None], [number])[0]
+        return self.predict_arrays(load_digit(image)[None], [number])[0]
 
     def predict_batch(self, images: Sequence, numbers: Sequence, batch_size: int = BATCH_SIZE) -> list[Prediction]:
         """Many images with their numbers, preprocessed one by one and predicted in batches."""
         if len(images) != len(numbers):
             raise ValueError(f"{len(images)} images but {len(numbers)} numbers: give one number per image")
         checked = [check_number(n) for n in numbers]
-        digits = np.stack([to_mnist(open_image(image)) for image in images]) if images else _EMPTY
+        digits = np.stack([load_digit(image) for image in images]) if images else _EMPTY
         return self.predict_arrays(digits, checked, batch_size)
 
     def predict_arrays(self, images28: np.ndarray, numbers: Sequence[int],

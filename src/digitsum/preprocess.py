@@ -26,7 +26,7 @@ MAX_PIXELS = 40_000_000  # larger images are refused before decoding
 BOX, SIDE, CENTRE = 20, 28, 14  # MNIST's box, image side and centre-of-mass position
 RESAMPLE = Image.Resampling.LANCZOS
 TOO_BIG = f"more than the {MAX_PIXELS // 1_000_000} megapixels digitsum accepts: crop or shrink it"
-NO_INK = "image has no ink: it is blank or too faint (draw the digit darker or thicker)"
+NO_INK = "has no ink: it is blank or too faint (draw the digit darker or thicker)"
 
 
 class ImageError(ValueError):
@@ -118,20 +118,32 @@ def is_mnist_style(image: Image.Image) -> bool:
     return bool(grey and np.median(border(x[..., 0])) == 0 and x[..., 0].max() > MIN_CONTRAST)
 
 
-def to_mnist(image: Image.Image) -> np.ndarray:
-    """Any image -> uint8 (28, 28), light ink on black, cropped, fitted to 20x20 and centred by mass."""
+def to_mnist(image: Image.Image, name: str = "image") -> np.ndarray:
+    """Any image -> uint8 (28, 28), light ink on black, cropped, fitted to 20x20 and centred by mass.
+
+    ``name`` (such as ``image my.png``) begins the message of the ImageError for an image without ink.
+    """
     if is_mnist_style(image):
         return np.asarray(image.convert("L"), dtype=np.uint8).copy()
-    x = _fit(_crop(find_ink(image)), strokes.SCALE * BOX)  # (<=80, <=80) 0-1, the longer side 80
+    x = find_ink(image)  # (H, W) 0-1
+    if not x.any():
+        raise ImageError(f"{name} {NO_INK}")
+    x = _fit(_crop(x), strokes.SCALE * BOX)  # (<=80, <=80), the longer side 80
     x = _fit(_crop(strokes.even_strokes(x)), BOX)  # (<=20, <=20), the longer side 20
     return _centre_by_mass(x / max(float(x.max()), 1e-6))  # the ink's core at full intensity, as in MNIST
+
+
+def load_digit(source) -> np.ndarray:
+    """``to_mnist(open_image(source))``, naming a file source in its errors: uint8 (28, 28)."""
+    name = f"image {source}" if isinstance(source, (str, os.PathLike)) else "image"
+    return to_mnist(open_image(source), name)
 
 
 def _crop(x: np.ndarray) -> np.ndarray:
     """The bounding box of the ink (> 0) of a float image (H, W)."""
     rows, cols = np.flatnonzero(x.any(1)), np.flatnonzero(x.any(0))
     if not len(rows):
-        raise ImageError(NO_INK)
+        raise ImageError(f"image {NO_INK}")
     return x[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
 
 
@@ -148,7 +160,7 @@ def _centre_by_mass(digit: np.ndarray) -> np.ndarray:
     h, w = digit.shape
     mass = float(digit.sum())
     if mass <= 0:
-        raise ImageError(NO_INK)
+        raise ImageError(f"image {NO_INK}")
     cy = float((digit.sum(1) * np.arange(h)).sum()) / mass
     cx = float((digit.sum(0) * np.arange(w)).sum()) / mass
     top = int(np.clip(round(CENTRE - cy), 0, SIDE - h))

@@ -48,10 +48,10 @@ def run(args) -> int:
     if args.image is None or args.number is None:
         raise ConfigError("give an IMAGE and --number N (or --manifest FILE.csv)")
     from ..manifest import record
-    from ..preprocess import open_image
+    from ..preprocess import load_digit
 
-    image = open_image(args.image)  # a bad image fails before the model loads
-    prediction = load_model(args.checkpoint, args.runtime).predict(image, args.number)
+    digit = load_digit(args.image)  # (28, 28): a bad image fails before the model loads
+    prediction = load_model(args.checkpoint, args.runtime).predict_arrays(digit[None], [args.number])[0]
     print_record(record(args.image, args.number, prediction), args.json)
     return 0
 
