@@ -156,7 +156,9 @@ def resume_progress(run_dir: str) -> Progress:
     from ..checkpoint import CONFIG, CheckpointError, read_json
     from ..resume import resume_point
 
-    point = resume_point(Path(run_dir)) if env_rank() == 0 else None
+    if env_rank() != 0:  # only rank 0 reads the run directory
+        return Progress(0)
+    point = resume_point(Path(run_dir))
     try:
         epochs = int(read_json(Path(run_dir) / CONFIG, "config")["train"]["epochs"])
     except (CheckpointError, KeyError, TypeError, ValueError):
