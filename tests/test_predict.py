@@ -4,7 +4,6 @@ and accuracy on user-style images (MNIST test digits redrawn as a drawing app ex
 from __future__ import annotations
 
 import importlib.util
-import io
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ from digitsum.checkpoint import CheckpointError, load_checkpoint
 from digitsum.evaluate import fixed_test_mixture, infer
 from digitsum.predict import Prediction, Predictor, TorchBackend, check_number, load_model
 from digitsum.preprocess import ImageError
+from helpers import encode
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -44,12 +44,6 @@ def model(small_run) -> Predictor:
     return load_model(small_run)
 
 
-def png(array: np.ndarray) -> bytes:
-    out = io.BytesIO()
-    Image.fromarray(array).save(out, "PNG")
-    return out.getvalue()
-
-
 @pytest.mark.parametrize("value", [0, 7, 9, "7", " 3 ", np.int64(5)])
 def test_check_number_accepts_integers_0_to_9(value):
     assert check_number(value) == int(value)
@@ -71,12 +65,12 @@ def test_an_mnist_png_predicts_as_the_training_pipeline_does(model, small_run, m
     expected = infer(load_checkpoint(small_run).model, mixture, stop=n)
     for i in range(0, n, 20):
         path = tmp_path / f"{i}.png"
-        path.write_bytes(png(mixture.images[i].numpy()))
+        path.write_bytes(encode(mixture.images[i].numpy()))
         got = model.predict(path, int(mixture.numbers[i]))
         assert (got.digit, got.sum) == (int(expected.digits[i]), int(expected.sums[i]))
         assert np.allclose(got.digit_probabilities, expected.digit_probs[i].numpy(), atol=1e-5)
         assert np.allclose(got.sum_probabilities, expected.sum_probs[i].numpy(), atol=1e-5)
-    got = model.predict_batch([png(x) for x in mixture.images[:n].numpy()], mixture.numbers[:n].tolist())
+    got = model.predict_batch([encode(x) for x in mixture.images[:n].numpy()], mixture.numbers[:n].tolist())
     assert [p.digit for p in got] == expected.digits.tolist()
     assert [p.sum for p in got] == expected.sums.tolist()
 
@@ -93,8 +87,9 @@ def test_a_prediction_holds_the_digit_the_sum_and_their_probabilities(model, mni
 def test_a_path_a_pil_image_bytes_and_an_array_give_the_same_prediction(model, mnist, tmp_path):
     digit = 255 - np.asarray(Image.fromarray(mnist["test"].images[1].numpy()).resize((140, 140)))  # dark on white
     path = tmp_path / "digit.png"
-    path.write_bytes(png(digit))
-    predictions = [model.predict(source, 3) for source in (path, str(path), Image.fromarray(digit), png(digit), digit)]
+    path.write_bytes(encode(digit))
+    sources = (path, str(path), Image.fromarray(digit), encode(digit), digit)
+    predictions = [model.predict(source, 3) for source in sources]
     assert {(p.digit, p.sum) for p in predictions} == {(2, 5)}
     assert all(np.array_equal(p.image, predictions[0].image) for p in predictions)
 

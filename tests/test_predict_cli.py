@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import shutil
-import struct
 import subprocess
-import zlib
 
 import numpy as np
 import pytest
@@ -16,54 +13,30 @@ from PIL import Image
 
 from digitsum import checkpoint as checkpoint_module
 from digitsum import predict as predict_module
-from digitsum.cli import main
+from helpers import assert_one_line_error, encode, png_header, run_cli
 
 RESULT_KEYS = ["image", "number", "digit", "sum", "digit_probability", "sum_probability"]
 LINE = re.compile(r"^(\S+) \+ (\d): digit (\d) \((\d+\.\d)%\), sum (\d+) \((\d+\.\d)%\)$")
 
 
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line_error(err: str, *fragments: str) -> None:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    assert lines[0].startswith("digitsum predict: error: "), lines[0]
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-
-
-def png(array: np.ndarray) -> bytes:
-    out = io.BytesIO()
-    Image.fromarray(array).save(out, "PNG")
-    return out.getvalue()
-
-
-def huge_png(side: int) -> bytes:
-    """A PNG header declaring side x side pixels, with almost no data."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    ihdr = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+def assert_predict_error(err: str, *fragments: str) -> None:
+    assert_one_line_error(err, "digitsum predict: error: ", *fragments)
 
 
 @pytest.fixture
 def seven(mnist, tmp_path):
     """MNIST test image 0 (a 7), dark on white at 5x, as a PNG file."""
     path = tmp_path / "seven.png"
-    path.write_bytes(png(255 - np.asarray(Image.fromarray(mnist["test"].images[0].numpy()).resize((140, 140)))))
+    path.write_bytes(encode(255 - np.asarray(Image.fromarray(mnist["test"].images[0].numpy()).resize((140, 140)))))
     return path
 
 
 @pytest.fixture
 def bad_images(tmp_path) -> dict[str, tuple[str, str]]:
     """name -> (file name in tmp_path, what the error says)."""
-    whole = png(np.random.default_rng(0).integers(0, 256, (200, 200), dtype=np.uint8))
+    whole = encode(np.random.default_rng(0).integers(0, 256, (200, 200), dtype=np.uint8))
     files = {"empty.png": b"", "text.png": b"image,number\n", "truncated.png": whole[: len(whole) // 2],
-             "blank.png": png(np.full((100, 100), 255, np.uint8)), "huge.png": huge_png(30000)}
+             "blank.png": encode(np.full((100, 100), 255, np.uint8)), "huge.png": png_header(30000, 30000)}
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)
     return {"missing": ("missing.png", "not found"), "empty": ("empty.png", "is empty"),
@@ -99,26 +72,26 @@ def test_a_bad_image_is_one_line_and_exit_1(capsys, small_run, tmp_path, bad_ima
     name, fragment = bad_images[case]
     code, out, err = run_cli(capsys, "predict", tmp_path / name, "--number", "3", "--checkpoint", small_run)
     assert code == 1 and out == ""
-    assert_one_line_error(err, fragment, name)
+    assert_predict_error(err, fragment, name)
 
 
 @pytest.mark.parametrize("number", ["10", "-1", "7.5", "x", ""])
 def test_a_bad_number_is_one_line_and_exit_2(capsys, small_run, seven, number):
     code, out, err = run_cli(capsys, "predict", seven, "--number", number, "--checkpoint", small_run)
     assert code == 2 and out == ""
-    assert_one_line_error(err, f"number must be an integer 0-9, got {number!r}")
+    assert_predict_error(err, f"number must be an integer 0-9, got {number!r}")
 
 
 def test_a_missing_or_corrupt_checkpoint_is_one_line_and_exit_1(capsys, small_run, seven, tmp_path):
     code, _, err = run_cli(capsys, "predict", seven, "--number", "3", "--checkpoint", tmp_path / "nowhere")
     assert code == 1
-    assert_one_line_error(err, "checkpoint", "not found")
+    assert_predict_error(err, "checkpoint", "not found")
     corrupt = tmp_path / "corrupt"
     shutil.copytree(small_run, corrupt)
     (corrupt / "model.safetensors").write_bytes(b"\x00" * 100)
     code, _, err = run_cli(capsys, "predict", seven, "--number", "3", "--checkpoint", corrupt)
     assert code == 1
-    assert_one_line_error(err, "corrupt")
+    assert_predict_error(err, "corrupt")
 
 
 @pytest.mark.parametrize(("argv", "fragment"), [
@@ -130,7 +103,7 @@ def test_a_missing_or_corrupt_checkpoint_is_one_line_and_exit_1(capsys, small_ru
 def test_bad_usage_is_one_line_and_exit_2(capsys, argv, fragment):
     code, out, err = run_cli(capsys, "predict", *argv)
     assert code == 2 and out == ""
-    assert_one_line_error(err, fragment)
+    assert_predict_error(err, fragment)
 
 
 def test_the_console_script_reports_a_bad_image_without_a_traceback(tmp_path, small_run):
@@ -160,7 +133,7 @@ def test_a_manifest_with_bad_rows_predicts_the_good_ones_and_exits_1(capsys, sma
     for r, fragment in zip(failed, [*expected, "no image path"], strict=True):
         assert fragment in r["error"], r
     assert [r["number"] for r in failed[-6:-1]] == [10, -1, "7.5", "x", ""]
-    assert_one_line_error(err, f"{len(failed)} of {len(rows)} rows failed")
+    assert_predict_error(err, f"{len(failed)} of {len(rows)} rows failed")
 
 
 def test_a_clean_manifest_prints_one_line_per_row_and_exits_0(capsys, small_run, seven, tmp_path):
@@ -174,7 +147,7 @@ def test_a_clean_manifest_prints_one_line_per_row_and_exits_0(capsys, small_run,
 
 def test_a_manifest_loads_the_model_once_and_predicts_in_batches(capsys, monkeypatch, small_run, mnist, tmp_path):
     for i in range(10):
-        (tmp_path / f"{i}.png").write_bytes(png(mnist["test"].images[i].numpy()))
+        (tmp_path / f"{i}.png").write_bytes(encode(mnist["test"].images[i].numpy()))
     (tmp_path / "m.csv").write_text("image,number\n" + "".join(f"{i % 10}.png,{i % 7}\n" for i in range(300)))
     loads, calls = [], []
     real_load, real_call = predict_module.load_checkpoint, predict_module.TorchBackend.__call__
@@ -198,4 +171,4 @@ def test_an_unreadable_manifest_is_one_line_and_exit_1(capsys, small_run, tmp_pa
         manifest.write_text(content)
     code, out, err = run_cli(capsys, "predict", "--manifest", manifest, "--checkpoint", small_run, "--json")
     assert code == 1 and out == ""
-    assert_one_line_error(err, fragment, str(manifest))
+    assert_predict_error(err, fragment, str(manifest))

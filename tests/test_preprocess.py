@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import io
 import re
-import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -14,12 +11,7 @@ from PIL import Image, ImageDraw, ImageFilter, PngImagePlugin
 from digitsum import preprocess
 from digitsum.preprocess import ImageError, open_image, to_mnist
 from digitsum.strokes import stroke_width
-
-
-def encode(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
-    out = io.BytesIO()
-    image.save(out, fmt, **options)
-    return out.getvalue()
+from helpers import encode, png_header
 
 
 def drawn(digit: np.ndarray, scale: int = 12, canvas: tuple[int, int] = (500, 420), at: tuple[int, int] = (30, 60)):
@@ -42,14 +34,6 @@ def centre_of_mass(x: np.ndarray) -> tuple[float, float]:
 def bbox_side(x: np.ndarray) -> int:
     rows, cols = np.flatnonzero(x.any(1)), np.flatnonzero(x.any(0))
     return max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1
-
-
-def png_header(width: int, height: int) -> bytes:
-    """A PNG that declares width x height greyscale pixels and holds a few bytes of data."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
 
 # -- MNIST images stay MNIST images

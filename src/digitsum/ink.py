@@ -83,9 +83,15 @@ def background_surface(x: np.ndarray) -> np.ndarray:
 
 def find_ink(image: Image.Image) -> np.ndarray:
     """Ink (H, W) float32 0-1 on a 0 background, all zero when there is none."""
-    image = ImageOps.exif_transpose(image)
+    try:
+        image = ImageOps.exif_transpose(image)  # a phone photo's rotation
+    except Exception:  # noqa: BLE001 - a broken EXIF block loses only its rotation
+        pass
     factor = max(image.size) // WORK_SIDE
     if factor > 1:
+        if image.mode in ("1", "P", "PA") or image.mode.startswith("I;16"):  # modes reduce() refuses
+            image = image.convert("I" if image.mode.startswith("I") else "RGBA" if "A" in image.mode or
+                                  "transparency" in image.info else "L" if image.mode == "1" else "RGB")
         image = image.reduce(factor)  # box average: fast, and the digit ends up 20 pixels tall anyway
     x = flatten(*grey_alpha(image))  # (H, W) 0-255
     background = float(np.median(border(x)))
