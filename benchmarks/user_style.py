@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import time
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -80,7 +81,9 @@ def measure(predictor, digits: np.ndarray, labels: np.ndarray, numbers: np.ndarr
     """Digit and sum accuracy on the 28x28 originals and on their user-style files, overall and per style."""
     files = user_style_files(digits, seed)
     mnist = predictor.predict_arrays(digits, numbers.tolist())
-    user = predictor.predict_batch([data for _, data in files], numbers.tolist())
+    start = time.perf_counter()
+    user = predictor.predict_batch([data for _, data in files], numbers.tolist())  # decode, preprocess, predict
+    seconds = time.perf_counter() - start
 
     def accuracy(predictions, pick=slice(None)) -> dict:
         d = np.array([p.digit for p in predictions])[pick]
@@ -90,7 +93,8 @@ def measure(predictor, digits: np.ndarray, labels: np.ndarray, numbers: np.ndarr
 
     styles = np.array([style for style, _ in files])
     return {"n": len(digits), "mnist": accuracy(mnist), "user_style": accuracy(user),
-            "per_style": {style: accuracy(user, styles == style) for style in STYLES}}
+            "per_style": {style: accuracy(user, styles == style) for style in STYLES},
+            "user_style_ms_per_image": 1000 * seconds / max(len(digits), 1)}
 
 
 def main() -> None:
@@ -122,6 +126,8 @@ def main() -> None:
               f"(n={result['n']})")
     for style, r in result["per_style"].items():
         print(f"  {style:>24}: digit {100 * r['digit_accuracy']:.2f}%  sum {100 * r['sum_accuracy']:.2f}%")
+    print(f"decode + preprocess + predict: {result['user_style_ms_per_image']:.1f} ms per user-style image "
+          f"({args.threads} torch thread(s))")
 
 
 if __name__ == "__main__":

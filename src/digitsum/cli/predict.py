@@ -24,7 +24,7 @@ def number_arg(value: str) -> int:
 def add(sub) -> None:
     p = sub.add_parser("predict", help="read the digit in your image and add a number to it",
                        description="Predict the digit in an image (PNG, JPEG, BMP, WebP...; any size, dark on "
-                       "light or light on dark, transparent or not) and digit + NUMBER, with the bundled model "
+                       "light or light on dark, transparent or not) and digit + N, with the bundled model "
                        "unless --checkpoint is given. With --manifest, predict every row of a CSV file.")
     p.add_argument("image", nargs="?", metavar="IMAGE", help="the image file")
     p.add_argument("--number", type=number_arg, metavar="N", help="the number 0-9 to add to the digit")
