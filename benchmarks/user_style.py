@@ -100,7 +100,8 @@ def measure(predictor, digits: np.ndarray, labels: np.ndarray, numbers: np.ndarr
 def main() -> None:
     import torch
 
-    from digitsum.data import load_mnist
+    from digitsum.checkpoint import CheckpointError
+    from digitsum.data import DataError, load_mnist
     from digitsum.mixture import TEST_NUMBER_SEED, fixed_numbers
     from digitsum.predict import load_model
 
@@ -113,10 +114,13 @@ def main() -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    test = load_mnist(args.data_dir)["test"]
+    try:
+        predictor = load_model(args.checkpoint)
+        test = load_mnist(args.data_dir)["test"]
+    except (CheckpointError, DataError, ValueError, OSError) as error:
+        raise SystemExit(f"user_style: error: {error}") from None
     numbers = fixed_numbers(len(test.images), TEST_NUMBER_SEED).numpy()[: args.n]  # the test set's numbers
-    result = measure(load_model(args.checkpoint), test.images[: args.n].numpy(), test.labels[: args.n].numpy(),
-                     numbers, args.seed)
+    result = measure(predictor, test.images[: args.n].numpy(), test.labels[: args.n].numpy(), numbers, args.seed)
     if args.json:
         print(json.dumps(result))
         return
