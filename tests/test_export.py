@@ -17,7 +17,7 @@ from digitsum.export import TOLERANCE, ExportError, check_batch, default_onnx_ca
 from digitsum.mixture import normalize
 from digitsum.onnx_runtime import OnnxBackend, OnnxError
 from digitsum.predict import TorchBackend, load_model
-from test_cli import assert_one_line_error, run_cli
+from helpers import assert_one_line_error, encode, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -127,11 +127,11 @@ def test_a_corrupt_cached_export_is_redone(small_run, cache_home):
 
 
 @pytest.mark.parametrize("content", [b"", b"\x08\x07garbage", "truncated"])
-def test_corrupt_onnx_file_is_one_clear_line(capsys, tmp_path, exported, content):
+def test_corrupt_onnx_file_is_one_clear_line(capsys, tmp_path, exported, mnist, content):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(exported[0].read_bytes()[:5000] if content == "truncated" else content)
     image = tmp_path / "x.png"
-    Image.fromarray(np.zeros((28, 28), np.uint8)).save(image)
+    image.write_bytes(encode(mnist["test"].images[0].numpy()))
     code, _, err = run_cli(capsys, "predict", str(image), "--number", "1", "--checkpoint", str(bad),
                            "--runtime", "onnx")
     assert code == 1
@@ -203,3 +203,21 @@ def test_inference_benchmark_times_every_variant_and_compares_them(monkeypatch, 
         assert 0 < m["p50"] <= m["p99"] and m["images_s"] > 0 and m["images_cpu_s"] > 0
     rows = bench_inference.change_lines({1: figures})
     assert len(rows) == 2 + sum(before in figures and after in figures for _, before, after in bench_inference.CHANGES)
+
+
+def test_serve_runtime_onnx_answers_like_torch(exported, small_run, mnist):
+    from fastapi.testclient import TestClient
+
+    from digitsum.serve import create_app
+
+    forms = [{"image": ("digit.png", encode(mnist["test"].images[i].numpy()), "image/png"), "number": (None, str(i))}
+             for i in range(4)]
+    answers = {}
+    for runtime, path in (("torch", small_run), ("onnx", exported[0])):
+        with TestClient(create_app(load_model(path, runtime=runtime))) as client:
+            replies = [client.post("/api/predict", files=form) for form in forms]
+            assert all(r.status_code == 200 for r in replies), [r.text for r in replies]
+            answers[runtime] = [(r.json()["digit"], r.json()["sum"]) for r in replies]
+            assert client.get("/api/info").json()["config"]["model"]["arch"] == "default"
+    assert answers["onnx"] == answers["torch"]
+    assert [d for d, _ in answers["onnx"]] == mnist["test"].labels[:4].tolist()
