@@ -221,3 +221,11 @@ def test_serve_runtime_onnx_answers_like_torch(exported, small_run, mnist):
             assert client.get("/api/info").json()["config"]["model"]["arch"] == "default"
     assert answers["onnx"] == answers["torch"]
     assert [d for d, _ in answers["onnx"]] == mnist["test"].labels[:4].tolist()
+
+
+def test_first_use_export_checks_on_random_images_when_mnist_is_absent(tmp_path, monkeypatch, mnist):
+    monkeypatch.setenv("DIGITSUM_DATA", str(tmp_path))  # an empty folder: nothing to read, nothing downloaded
+    images, numbers, what = check_batch(download=False, n=50)
+    assert images.shape == (50, 28, 28) and images.dtype == torch.uint8 and numbers.shape == (50,)
+    assert what.startswith("50 random images") and not (images == mnist["test"].images[:50]).all()
+    assert list(tmp_path.iterdir()) == []
