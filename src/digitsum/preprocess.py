@@ -40,7 +40,7 @@ def open_image(source) -> Image.Image:
     """
     if isinstance(source, Image.Image):
         _check_size(source.size, "image")
-        return source
+        return _load(source, "image")
     if isinstance(source, np.ndarray):
         return _from_array(source)
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -80,10 +80,20 @@ def _decode(file, what: str, nbytes: int) -> Image.Image:
         raise ImageError(f"{what} is not an image digitsum can read (PNG, JPEG, BMP, WebP, GIF, TIFF...)") from None
     except OSError as error:
         raise ImageError(f"cannot read {what}: {error.strerror or error}") from None
-    _check_size(image.size, what)
+    try:
+        _check_size(image.size, what)
+    except ImageError:
+        image.close()
+        raise
+    return _load(image, what)
+
+
+def _load(image: Image.Image, what: str) -> Image.Image:
+    """Decode the pixel data now, so that a truncated or corrupt file is reported here."""
     try:
         image.load()
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        image.close()
         raise ImageError(f"{what} is truncated or corrupt ({error})") from None
     return image
 
