@@ -206,6 +206,14 @@ def test_unreadable_files_are_refused_with_the_reason(tmp_path, content, fragmen
     assert str(path) in str(caught.value)
 
 
+def test_a_truncated_file_opened_by_pil_is_refused_too(tmp_path):
+    whole = encode(Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 300), dtype=np.uint8)))
+    path = tmp_path / "cut.png"
+    path.write_bytes(whole[: len(whole) // 2])
+    with Image.open(path) as lazy, pytest.raises(ImageError, match="image is truncated or corrupt"):
+        open_image(lazy)
+
+
 def test_a_folder_is_not_an_image(tmp_path):
     with pytest.raises(ImageError, match="is a folder"):
         open_image(tmp_path)
