@@ -1,12 +1,12 @@
-"""One process with N threads against N torchrun processes with one thread each, same recipe.
+"""N torchrun processes with one thread each against one process with N threads (and with one).
 
-Both run ``digitsum train`` with ``TrainConfig()``'s defaults (the global batch is the same, so
-is the number of optimizer steps) for ``EPOCHS`` epochs, as child processes: ``python -m digitsum
-train --threads N`` and ``python -m torch.distributed.run --standalone --nproc-per-node N -m
-digitsum train --threads 1`` (gloo on the CPU). The figures are each epoch's training seconds
+Every setup runs ``digitsum train`` with ``TrainConfig()``'s defaults (the global batch is the
+same, so is the number of optimizer steps) for ``EPOCHS`` epochs, as a child process: ``python -m
+digitsum train --threads T``, or ``python -m torch.distributed.run --standalone --nproc-per-node N
+-m digitsum train --threads 1`` (gloo on the CPU). The figures are each epoch's training seconds
 (``metrics.jsonl``, evaluation excluded), images per second over the whole training split, the
 wall time of the whole command (start-up, data, validation and test included) and the test
-figures. The two setups run alternately, ``TRIALS`` times each; the table shows the medians.
+figures. The setups run in turn, ``TRIALS`` rounds; the table shows the medians.
 
     python benchmarks/bench_distributed.py [--quick] [--data-dir DIR] [--threads N]
 
@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-EPOCHS, TRIALS = 2, 2
+EPOCHS, TRIALS = 1, 2
 QUICK = {"limit": 2000, "epochs": 1, "val_size": 1000, "trials": 1}  # a smoke run, not a measurement
 
 
@@ -41,9 +41,9 @@ class Trial:
     sum: float
 
 
-def train_command(cores: int, processes: int, out: Path, data_dir: str | None, extra: list[str]) -> list[str]:
-    """The command line of one setup: ``processes`` ranks sharing ``cores`` threads."""
-    flags = ["train", "--out", str(out), "--threads", str(cores // processes), *extra]
+def train_command(processes: int, threads: int, out: Path, data_dir: str | None, extra: list[str]) -> list[str]:
+    """The command line of one setup: ``processes`` ranks of ``threads`` threads each."""
+    flags = ["train", "--out", str(out), "--threads", str(threads), *extra]
     flags += ["--data-dir", data_dir] if data_dir else []
     if processes == 1:
         return [sys.executable, "-m", "digitsum", *flags]
@@ -65,14 +65,14 @@ def run_trial(command: list[str], out: Path) -> Trial:
                  metrics["digit_accuracy"], metrics["sum_accuracy"])
 
 
-def measure(cores: int, data_dir: str | None, extra: list[str], trials: int) -> dict[int, list[Trial]]:
-    """{processes: trials} for 1 process x ``cores`` threads and ``cores`` processes x 1 thread, alternated."""
-    results: dict[int, list[Trial]] = {1: [], cores: []}
+def measure(cores: int, data_dir: str | None, extra: list[str], trials: int) -> dict[tuple[int, int], list[Trial]]:
+    """{(processes, threads each): trials} for 1 x 1, 1 x ``cores`` and ``cores`` x 1, in turn."""
+    results: dict[tuple[int, int], list[Trial]] = {(1, 1): [], (1, cores): [], (cores, 1): []}
     with tempfile.TemporaryDirectory(prefix="digitsum-bench-ddp-") as tmp:
         for trial in range(trials):
-            for processes, trials_so_far in results.items():
-                out = Path(tmp) / f"p{processes}-t{trial}"
-                trials_so_far.append(run_trial(train_command(cores, processes, out, data_dir, extra), out))
+            for (processes, threads), trials_so_far in results.items():
+                out = Path(tmp) / f"p{processes}-t{threads}-{trial}"
+                trials_so_far.append(run_trial(train_command(processes, threads, out, data_dir, extra), out))
     return results
 
 
@@ -95,9 +95,10 @@ def run(quick: bool = False, data_dir: str | None = None, threads: int = 0) -> s
     extra += ["--val-size", str(sizes["val_size"])] if "val_size" in sizes else []
     load = Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else "n/a"
     results = measure(cores, data_dir, extra, sizes["trials"])
-    one, many = (statistics.median(statistics.median(t.epoch_seconds) for t in results[p]) for p in results)
+    base, threaded, ddp = (statistics.median(statistics.median(t.epoch_seconds) for t in trials)
+                           for trials in results.values())
     lines = [
-        f"## Distributed training: 1 process x {cores} threads vs {cores} processes x 1 thread",
+        f"## Distributed training: {cores} processes x 1 thread vs 1 process x {cores} threads",
         "",
         f"`python benchmarks/bench_distributed.py{flags}`: `digitsum train` with the default recipe "
         f"({sizes['epochs']} epoch(s){', ' + str(sizes['limit']) + ' images' if sizes['limit'] else ''}), "
@@ -106,10 +107,12 @@ def run(quick: bool = False, data_dir: str | None = None, threads: int = 0) -> s
         "",
         "| setup | train seconds per epoch | images/s | wall seconds (whole command) | test digit / sum |",
         "| --- | --- | --- | --- | --- |",
-        row(f"1 process x {cores} threads", results[1]),
-        row(f"{cores} processes x 1 thread (torchrun, gloo)", results[cores]),
+        row("1 process x 1 thread", results[1, 1]),
+        row(f"1 process x {cores} threads", results[1, cores]),
+        row(f"{cores} processes x 1 thread (torchrun, gloo)", results[cores, 1]),
         "",
-        f"{cores} processes take {many / one:.2f}x the training time of one process per epoch.",
+        f"Training speed-up over 1 process x 1 thread: {base / threaded:.2f}x with {cores} threads, "
+        f"{base / ddp:.2f}x with {cores} processes.",
     ]
     return "\n".join(lines) + "\n"
 

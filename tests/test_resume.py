@@ -118,6 +118,10 @@ def test_ctrl_c_stops_between_steps_and_says_how_to_resume(stopped):
 
 def test_resumed_after_ctrl_c_ends_bitwise_equal(stopped, uninterrupted, mnist_dir, tmp_path, capsys):
     run = Path(shutil.copytree(stopped[0], tmp_path / "run"))
+    # What a kill between writing an epoch's files and its state would leave: the state wins.
+    with (run / "metrics.jsonl").open("a") as history_file:
+        history_file.write(json.dumps({"epoch": 2, "train_loss": 0.0}) + "\n")
+    (run / "model.safetensors").write_bytes(b"weights of an epoch the state does not know")
     code, out, _ = resume_cli(capsys, run, mnist_dir)
     assert code == 0 and "at epoch 2, step" in out
     assert_same_run(run, uninterrupted[0])

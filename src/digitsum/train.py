@@ -210,7 +210,7 @@ def end_epoch(run: Run, model, opt, sched, state: RunState, epoch: int) -> Epoch
         state.best_score, state.best_epoch = val_digit + val_sum, epoch
         state.best_weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     if run.world.is_main:
-        atomic_write_bytes(run.out / HISTORY, "".join(json.dumps(h) + "\n" for h in state.history).encode())
+        write_history(run, state)
         if improved:
             save_weights(model, run.out / WEIGHTS)
         save_resumable(run, model, opt, sched, state)
@@ -231,11 +231,17 @@ def stop_mid_epoch(run: Run, model, opt, sched, state: RunState) -> TrainingInte
     return TrainingInterrupted(run.out, state.epoch, state.tally.step, run.steps)
 
 
+def write_history(run: Run, state: RunState) -> None:
+    """metrics.jsonl: one line per epoch done (rewritten whole, so a resumed run drops any epoch it redoes)."""
+    atomic_write_bytes(run.out / HISTORY, "".join(json.dumps(h) + "\n" for h in state.history).encode())
+
+
 def finish_run(run: Run, model, state: RunState) -> dict:
     """Test the best epoch's weights (rank 0 evaluates, every rank returns the figures); finish the run."""
     model.load_state_dict(state.best_weights)
     metrics = None
     if run.world.is_main:
+        save_weights(model, run.out / WEIGHTS)  # those of the state, even if a killed run wrote later ones
         metrics = evaluate(model, run.test)
         metrics["train_seconds"] = sum(h["seconds"] for h in state.history)
         metrics["best_epoch"] = state.best_epoch
@@ -341,4 +347,6 @@ def resume_training(
             run = load_run(world, out, model_cfg, cfg, data_dir, config)
         model, opt, sched = start_model(run, model_cfg)
         state = resume.restore(saved, model, opt, sched, keep_sums=run.world.is_main)
+        if run.world.is_main:
+            write_history(run, state)  # drops an epoch a killed run recorded after this state
         return run_epochs(run, model, opt, sched, state, on_epoch, on_step)
