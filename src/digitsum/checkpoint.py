@@ -53,6 +53,8 @@ def save_weights(model: torch.nn.Module, path: str | os.PathLike) -> None:
 def _resolve(path: str | os.PathLike | None) -> tuple[Path, Path]:
     """(weights file, config file) for a run directory, a .safetensors file or the bundle."""
     path = bundled_path() if path is None else Path(path)
+    if path.suffix == ".onnx":
+        raise CheckpointError(f"{path} is an ONNX file, not a checkpoint: use --runtime onnx to run it")
     if path.is_dir():
         return path / WEIGHTS, path / CONFIG
     if path.suffix == ".safetensors" or path.exists():

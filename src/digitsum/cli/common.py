@@ -30,8 +30,9 @@ def add_data_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="folder with the MNIST files (default: $DIGITSUM_DATA, then the cache)")
 
 
-def add_checkpoint(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", help="run directory or .safetensors file (default: the bundled model)")
+def add_checkpoint(p: argparse.ArgumentParser, onnx: bool = False) -> None:
+    also = "; with --runtime onnx, also an .onnx file" if onnx else ""
+    p.add_argument("--checkpoint", help=f"run directory or .safetensors file (default: the bundled model){also}")
 
 
 def format_metrics(m: dict) -> str:

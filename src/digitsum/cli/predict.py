@@ -30,7 +30,7 @@ def add(sub) -> None:
     p.add_argument("--number", type=number_arg, metavar="N", help="the number 0-9 to add to the digit")
     p.add_argument("--manifest", metavar="FILE.csv",
                    help="CSV with a header and the columns image,number (paths relative to the CSV's folder)")
-    add_checkpoint(p)
+    add_checkpoint(p, onnx=True)
     p.add_argument("--runtime", choices=RUNTIMES, default="torch", help="inference runtime (default: torch)")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object per image: image, number, digit, sum, digit_probability, "

@@ -42,7 +42,7 @@ def add(sub) -> None:
                        description="Serve a web page to draw a digit on and a JSON API "
                        "(POST /api/predict with a multipart file 'image' and a field 'number'). "
                        "The model is loaded once, before the server starts listening.")
-    add_checkpoint(p)
+    add_checkpoint(p, onnx=True)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1; "
                    "0.0.0.0 to accept other machines)")
     p.add_argument("--port", type=int_in(0, 65535), default=8000,
