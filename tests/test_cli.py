@@ -11,21 +11,7 @@ import sys
 
 import pytest
 
-from digitsum.cli import main
-
-
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line_error(err: str, *fragments: str) -> None:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
+from helpers import assert_one_line_error, run_cli
 
 
 def test_evaluate_json_reports_every_figure(capsys, small_run, mnist_dir):

@@ -17,19 +17,7 @@ from digitsum.mixture import NumberMixture
 from digitsum.report import ReportSource, checkpoint_source, confident_mistakes, confusion, model_tables
 from digitsum.report_figures import FIGURE_FILES
 from digitsum.report_page import render_page
-
-
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line_error(err: str, *fragments: str) -> None:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
+from helpers import assert_one_line_error, run_cli
 
 
 def assert_readable_pngs(folder, names) -> None:
