@@ -102,7 +102,7 @@ def run(quick: bool = False, data_dir: str | None = None, threads: int = 0) -> s
         "",
         f"`python benchmarks/bench_distributed.py{flags}`: `digitsum train` with the default recipe "
         f"({sizes['epochs']} epoch(s){', ' + str(sizes['limit']) + ' images' if sizes['limit'] else ''}), "
-        f"median of {sizes['trials']} alternated trial(s); load average {load} at the start"
+        f"median of {sizes['trials']} round(s); load average {load} at the start"
         f"{' (a smoke run, not a measurement)' if quick else ''}.",
         "",
         "| setup | train seconds per epoch | images/s | wall seconds (whole command) | test digit / sum |",
