@@ -25,8 +25,9 @@ from digitsum.config import ModelConfig, TrainConfig
 from digitsum.data import Split, load_mnist
 from digitsum.mixture import NumberMixture
 from digitsum.model import build_model
+from digitsum.rundir import split_train_val
 from digitsum.runtime import set_seed, set_threads
-from digitsum.train import make_optimizer, split_train_val
+from digitsum.train import make_optimizer
 from notebook import BATCH_SIZE, PHASES, mixture_batches, notebook_loader, run_epoch, seed_model_and_optimizer
 
 TOP_OPS = 15

@@ -15,7 +15,7 @@ from digitsum.distributed import World
 from digitsum.evaluate import accuracy, fixed_test_mixture, infer
 from digitsum.mixture import NumberMixture
 from digitsum.model import build_model
-from digitsum.train import split_train_val
+from digitsum.rundir import split_train_val
 
 
 def torchrun(*argv: str) -> subprocess.CompletedProcess:

@@ -23,7 +23,7 @@ from .evaluate import Outputs, all_pairs_sums, fixed_test_mixture, infer
 from .files import atomic_write_bytes
 from .mixture import NUM_DIGITS, NUM_SUMS, NumberMixture
 from .model import DigitSumNet
-from .train import HISTORY
+from .rundir import HISTORY
 
 PAGE = "report.html"
 CURVE_KEYS = ("epoch", "train_loss", "train_digit_accuracy", "train_sum_accuracy",

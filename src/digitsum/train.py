@@ -13,7 +13,6 @@ Under ``torchrun`` every rank runs this same loop on its share of each global ba
 from __future__ import annotations
 
 import json
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -23,24 +22,18 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from . import __version__, resume
+from . import resume
 from .checkpoint import CONFIG, METRICS, WEIGHTS, save_weights
 from .config import ModelConfig, TrainConfig
-from .data import Split, data_digests, load_mnist
+from .data import Split, load_mnist
 from .distributed import StopRequest, World, session
 from .evaluate import evaluate
 from .files import atomic_write_bytes, atomic_write_json
-from .mixture import NUM_DIGITS, VAL_NUMBER_SEED, NumberMixture
+from .mixture import NUM_DIGITS, NumberMixture
 from .model import build_model
 from .resume import EpochTally, RunState
+from .rundir import HISTORY, prepare_run_dir, run_config, split_train_val
 from .runtime import set_seed, set_threads
-
-HISTORY = "metrics.jsonl"
-RUN_FILES = (CONFIG, WEIGHTS, HISTORY, METRICS, resume.RESUME)
-
-
-class RunDirError(Exception):
-    """The output directory cannot be used for a new run, or holds no run to resume."""
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -81,46 +74,6 @@ class Run:
     def steps(self) -> int:
         """Optimizer steps per epoch: the same for any number of processes (global batch)."""
         return self.train_mix.steps_per_epoch(self.cfg.batch_size)
-
-
-def split_train_val(train: Split, cfg: TrainConfig) -> tuple[NumberMixture, NumberMixture]:
-    """Hold out the last ``val_size`` training images; keep the first ``limit`` of the rest."""
-    n_train = len(train.images) - cfg.val_size
-    if cfg.limit:
-        n_train = min(n_train, cfg.limit)
-    val = slice(len(train.images) - cfg.val_size, None)
-    return (
-        NumberMixture(train.images[:n_train], train.labels[:n_train]),
-        NumberMixture.fixed(train.images[val], train.labels[val], VAL_NUMBER_SEED),
-    )
-
-
-def prepare_run_dir(out: Path, overwrite: bool) -> None:
-    """Create ``out``; refuse one that already holds a run unless ``overwrite``."""
-    existing = [name for name in RUN_FILES if (out / name).exists()]
-    if existing and not overwrite:
-        raise RunDirError(f"{out} already holds a run ({', '.join(existing)}); "
-                          "choose another --out, pass --overwrite, or continue it with --resume")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise RunDirError(f"cannot create run directory {out}: {error.strerror}") from None
-    resume.remove_states(out)
-    for name in existing:
-        if name != resume.RESUME:
-            (out / name).unlink()
-
-
-def run_config(model_cfg: ModelConfig, cfg: TrainConfig, n_train: int) -> dict:
-    """What config.json records: enough to rebuild the model and repeat the run."""
-    return {
-        "model": model_cfg.to_dict(),
-        "train": cfg.to_dict(),
-        "seed": cfg.seed,
-        "data": {"sha256": data_digests(), "train_images": n_train, "val_images": cfg.val_size,
-                 "val_number_seed": VAL_NUMBER_SEED},
-        "versions": {"digitsum": __version__, "torch": torch.__version__, "python": platform.python_version()},
-    }
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, total_steps: int):

@@ -21,7 +21,7 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     from ..checkpoint import CheckpointError
     from ..config import ConfigError
     from ..data import DataError
-    from ..train import RunDirError
+    from ..rundir import RunDirError
 
     return (CheckpointError, ConfigError, DataError, RunDirError, ValueError, OSError)
 
