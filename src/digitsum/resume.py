@@ -248,14 +248,13 @@ def restore(saved: SavedState, model, opt, sched, keep_sums: bool = True) -> Run
 
 
 def read_run(run_dir: Path) -> list[bytes]:
-    """What rank 0 reads to resume a run (see RUN_READ), the newest state verified."""
+    """What rank 0 reads to resume a run (see RUN_READ); every rank then verifies it with ``parse_state``."""
     if not run_dir.is_dir():
         raise CheckpointError(f"run directory {run_dir} not found; give the --out of the run to resume")
     if (run_dir / METRICS).exists():
         raise CheckpointError(f"{run_dir} is a finished run ({METRICS} written): there is nothing to resume")
     folder, meta, blob = read_newest(run_dir)
     config = read_json(run_dir / CONFIG, "config")
-    parse_state(folder, meta, blob)  # damage is reported here, on rank 0
     return [json.dumps(config).encode(), str(folder).encode(), meta, blob]
 
 
