@@ -17,11 +17,9 @@ threads, so the event loop keeps answering while the model works.
 from contextlib import asynccontextmanager
 from importlib import resources
 
-import numpy as np
-
 from .batcher import MAX_BATCH, MicroBatcher
 from .predict import Prediction, Predictor, check_number
-from .preprocess import ImageError, open_image, to_mnist
+from .preprocess import ImageError, load_digit
 
 MAX_BODY_BYTES = 5_000_000  # default limit on a request body: far above any drawing or photo of a digit
 
@@ -35,11 +33,6 @@ PREDICT_OPENAPI = {"requestBody": {"required": True, "content": {"multipart/form
 
 class BodyTooLarge(Exception):
     """A request body went over the limit while it streamed in."""
-
-
-def mnist_image(data: bytes) -> np.ndarray:
-    """Encoded image bytes -> the uint8 (28, 28) digit the model sees: ``Predictor.predict``'s preprocessing."""
-    return to_mnist(open_image(data))
 
 
 def prediction_json(p: Prediction) -> dict:
@@ -179,7 +172,7 @@ def create_app(predictor: Predictor, max_body_bytes: int = MAX_BODY_BYTES, max_b
         """Multipart ``image`` (file) and ``number`` (0-9) -> digit, sum, their probabilities, the 28x28 image."""
         data, number = await _read_form(request)
         try:
-            image28 = await run_in_threadpool(mnist_image, data)
+            image28 = await run_in_threadpool(load_digit, data)  # Predictor.predict's preprocessing
         except ImageError as error:
             raise HTTPException(400, str(error)) from None
         return JSONResponse(prediction_json(await batcher.predict_async(image28, number)))
