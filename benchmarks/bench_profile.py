@@ -27,8 +27,16 @@ from digitsum.mixture import NumberMixture
 from digitsum.model import build_model
 from digitsum.rundir import split_train_val
 from digitsum.runtime import set_seed, set_threads
-from digitsum.train import make_optimizer
-from notebook import BATCH_SIZE, PHASES, mixture_batches, notebook_loader, run_epoch, seed_model_and_optimizer
+from digitsum.train import digitsum_loss, make_optimizer
+from notebook import (
+    BATCH_SIZE,
+    PHASES,
+    mixture_batches,
+    notebook_loader,
+    notebook_loss,
+    run_epoch,
+    seed_model_and_optimizer,
+)
 
 TOP_OPS = 15
 # A whole notebook epoch under the profiler is ~1M events (per-item ops): measured, 100 steps took 2 GB and a
@@ -50,12 +58,18 @@ class Profile:
     self_total: float  # self CPU seconds of every event
 
 
+def digitsum_step_loss(cfg: TrainConfig):
+    """digitsum's loss (both cross-entropies and the agreement term) in ``run_epoch``'s argument order."""
+    return lambda digit_logits, sum_logits, numbers, digits, sums: digitsum_loss(
+        digit_logits, sum_logits, digits, numbers, sums, cfg)
+
+
 def profiled(name: str, model, opt, batches, sched=None, steps: int = PROFILE_STEPS,
-             warmup: int = WARMUP_STEPS) -> Profile:
+             warmup: int = WARMUP_STEPS, loss_fn=notebook_loss) -> Profile:
     """Train ``warmup`` steps, then ``steps`` more under torch.profiler (fewer if the data runs out)."""
     it = iter(batches)
     if warmup:
-        run_epoch(model, opt, it, sched, warmup)
+        run_epoch(model, opt, it, sched, warmup, loss_fn)
     served = 0
 
     def counted():
@@ -65,7 +79,7 @@ def profiled(name: str, model, opt, batches, sched=None, steps: int = PROFILE_ST
             yield batch
 
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        seconds = run_epoch(model, opt, counted(), sched, steps)
+        seconds = run_epoch(model, opt, counted(), sched, steps, loss_fn)
     events = prof.key_averages()
     phases = {e.key: e.cpu_time_total / 1e6 for e in events if e.key in PHASES}
     ops = sorted(((e.key, e.count, e.self_cpu_time_total / 1e6) for e in events if e.key not in PHASES),
@@ -76,14 +90,15 @@ def profiled(name: str, model, opt, batches, sched=None, steps: int = PROFILE_ST
 
 def profile_digitsum(train: Split, threads: int, steps: int = PROFILE_STEPS, warmup: int = WARMUP_STEPS,
                      limit: int = 0) -> Profile:
-    """Steps of epoch 1 of digitsum's default recipe (``TrainConfig()``, its schedule included)."""
+    """Steps of epoch 1 of digitsum's default recipe (``TrainConfig()``: its loss, schedule and layout)."""
     cfg = dataclasses.replace(TrainConfig(), threads=threads, limit=limit)
     train_mix, _ = split_train_val(train, cfg)
     set_seed(cfg.seed)
-    model = build_model(ModelConfig())
-    opt, sched = make_optimizer(model, cfg, cfg.epochs * train_mix.steps_per_epoch(cfg.batch_size))
-    batches = mixture_batches(train_mix.epoch_batches(1, cfg.seed, cfg.batch_size, cfg.max_shift))
-    return profiled("digitsum default", model, opt, batches, sched, steps, warmup)
+    model = build_model(ModelConfig()).to(memory_format=torch.channels_last)
+    opt, sched = make_optimizer(model, cfg, train_mix.steps_per_epoch(cfg.batch_size))
+    batches = mixture_batches(train_mix.epoch_batches(1, cfg.seed, cfg.batch_size, cfg.max_shift),
+                              torch.channels_last)
+    return profiled("digitsum default", model, opt, batches, sched, steps, warmup, loss_fn=digitsum_step_loss(cfg))
 
 
 def profile_notebook(train: Split, steps: int = PROFILE_STEPS, warmup: int = WARMUP_STEPS,

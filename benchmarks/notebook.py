@@ -69,10 +69,10 @@ def notebook_loader(images: torch.Tensor, labels: torch.Tensor, seed: int = 0,
     return DataLoader(NotebookDataset(images, labels, seed), batch_size=batch_size, shuffle=True, generator=order)
 
 
-def mixture_batches(batches: Iterable) -> Iterator[Batch]:
+def mixture_batches(batches: Iterable, memory_format=torch.contiguous_format) -> Iterator[Batch]:
     """digitsum ``Batch`` objects (from ``NumberMixture.epoch_batches``) as plain tuples."""
     for b in batches:
-        yield b.images, b.numbers, b.digits, b.sums
+        yield b.images.contiguous(memory_format=memory_format), b.numbers, b.digits, b.sums
 
 
 def seed_model_and_optimizer(seed: int = 0) -> tuple[DigitSumNet, torch.optim.Optimizer]:
@@ -82,12 +82,19 @@ def seed_model_and_optimizer(seed: int = 0) -> tuple[DigitSumNet, torch.optim.Op
     return model, torch.optim.Adam(model.parameters(), lr=LR)
 
 
+def notebook_loss(digit_logits, sum_logits, numbers, digits, sums) -> torch.Tensor:
+    """The notebook's loss: cross-entropy on both heads."""
+    return F.cross_entropy(digit_logits, digits) + F.cross_entropy(sum_logits, sums)
+
+
 def run_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, batches: Iterable[Batch],
-              sched: torch.optim.lr_scheduler.LRScheduler | None = None, max_steps: int = 0) -> float:
+              sched: torch.optim.lr_scheduler.LRScheduler | None = None, max_steps: int = 0,
+              loss_fn=notebook_loss) -> float:
     """Train on ``batches`` (at most ``max_steps`` of them if non-zero); returns the wall seconds.
 
-    The step is the notebook's, and digitsum's: forward, cross-entropy on both heads,
-    backward, optimizer step (and ``sched`` step, if given).
+    The step is the notebook's, and digitsum's: forward, the loss (``loss_fn(digit_logits,
+    sum_logits, numbers, digits, sums)``; the notebook's by default), backward, optimizer step
+    (and ``sched`` step, if given).
     """
     model.train()
     start = time.perf_counter()
@@ -101,7 +108,7 @@ def run_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, batches: Itera
         images, numbers, digits, sums = batch
         with record_function("forward"):
             digit_logits, sum_logits = model(images, numbers)  # (B, 10), (B, 19)
-            loss = F.cross_entropy(digit_logits, digits) + F.cross_entropy(sum_logits, sums)
+            loss = loss_fn(digit_logits, sum_logits, numbers, digits, sums)
         with record_function("backward"):
             opt.zero_grad(set_to_none=True)
             loss.backward()

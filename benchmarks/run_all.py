@@ -31,7 +31,7 @@ from digitsum.files import atomic_write_bytes
 
 HERE = Path(__file__).resolve().parent
 RESULTS = "RESULTS.md"  # in the benchmarks folder
-ORDER = ["time_to_accuracy", "profile", "inference", "serve", "distributed"]
+ORDER = ["time_to_accuracy", "recipe", "profile", "inference", "serve", "distributed"]
 
 
 def discover(folder: Path = HERE) -> list[str]:

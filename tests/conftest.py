@@ -11,6 +11,8 @@ from digitsum.config import ModelConfig, TrainConfig
 from digitsum.data import load_mnist, missing_files
 
 REPO = Path(__file__).resolve().parents[1]
+if os.environ.get("DIGITSUM_DATA"):  # made absolute: some tests run commands in other folders
+    os.environ["DIGITSUM_DATA"] = str(Path(os.environ["DIGITSUM_DATA"]).resolve())
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))  # benchmarks/ is a folder of scripts, not a package
 
 import bench_profile  # noqa: E402
+import bench_recipe  # noqa: E402
 import bench_time_to_accuracy as tta  # noqa: E402
 import notebook  # noqa: E402
 import run_all  # noqa: E402
@@ -96,6 +97,10 @@ def test_time_to_accuracy_trains_both_recipes_and_reports_them(mnist_dir):
     nb = result["notebook"][1]
     assert f"| 2 | {nb.seconds:.1f} | {tta.pct(nb.digit)} | {tta.pct(nb.sum)} |" in section
     assert "time to >= 99.50% digit and sum" in section
+    within = result["first_epoch"]  # digitsum scored within its first epoch: 7 steps of 128 images
+    assert [p.epoch for p in within] == [k / 7 for k in range(1, 7)]
+    assert [p.seconds for p in within] == sorted(p.seconds for p in within) < [result["digitsum"][0].seconds]
+    assert f"| {within[0].epoch:.2f} | {within[0].seconds:.2f} | {tta.pct(within[0].digit)} |" in section
 
 
 def test_profile_splits_an_epoch_into_phases_and_ranks_operators(mnist):
@@ -177,3 +182,23 @@ def test_quick_profile_runs_the_real_benchmark_through_run_all(mnist_dir, capsys
     printed = capsys.readouterr().out
     assert printed.startswith("# digitsum benchmark results")
     assert "## Where the time goes" in printed and "### The pipeline alone" in printed
+
+
+def test_recipe_variants_undo_one_choice_each(mnist):
+    cfg = TrainConfig()
+    default, *_ = bench_recipe.build(bench_recipe.DEFAULT, cfg, 10)
+    previous, opt, sched = bench_recipe.build(bench_recipe.PREVIOUS, cfg, 10)
+    assert default.image_branch[1][0].kernel_size == (3, 3) and previous.image_branch[1][0].kernel_size == (5, 5)
+    assert not default.image_branch[1][0].weight.is_contiguous()  # channels-last
+    assert default.fusion.in_features != previous.fusion.in_features  # product vs concat
+    assert opt.defaults["fused"] is None and sched.total_steps == 100 and sched._schedule_phases[0]["end_step"] == 24
+    unpooled, *_ = bench_recipe.build(bench_recipe.Variant("x", pool_first=False), cfg, 10)
+    assert [type(m).__name__ for m in unpooled.image_branch[0]] == ["Conv2d", "BatchNorm2d", "ReLU", "MaxPool2d"]
+
+
+def test_quick_recipe_benchmark_reports_every_variant(mnist_dir):
+    section = bench_recipe.run(quick=True, data_dir=str(mnist_dir), threads=1)
+    for v in bench_recipe.STEP_VARIANTS[1:]:
+        assert f"| {v.name} | " in section
+    for v in bench_recipe.EARLY_VARIANTS:
+        assert section.count(f"| {v.name} | ") == (2 if v.name == "default" else 1)

@@ -44,6 +44,9 @@ def test_console_script_and_module_both_run(small_run, mnist_dir):
     (["train", "--arch", "huge"], "invalid choice: 'huge'"),
     (["train", "--batch-size", "0"], "--batch-size must be at least 1, got 0"),
     (["train", "--lr", "-0.1"], "--lr must be positive"),
+    (["train", "--warmup", "1.5"], "--warmup must be between 0 and 1"),
+    (["train", "--fusion", "sum"], "invalid choice: 'sum'"),
+    (["train", "--arch", "seed", "--fusion", "concat"], "the seed network always concatenates"),
     (["train", "--device", "tpu"], "unknown device 'tpu'"),
     (["evaluate", "--nonsense"], "unrecognized arguments: --nonsense"),
 ])

@@ -23,9 +23,10 @@ def test_seed_architecture_is_the_notebooks():
     assert model.fusion[0].out_features == 60 and model.digit_head.in_features == 60  # both heads after fc 60
 
 
-def test_the_number_changes_the_sum_logits():
+@pytest.mark.parametrize("fusion", ["product", "concat"])
+def test_the_number_changes_the_sum_logits(fusion):
     torch.manual_seed(0)
-    model = build_model(ModelConfig()).eval()
+    model = build_model(ModelConfig(fusion=fusion)).eval()
     image = torch.randn(1, 1, 28, 28).repeat(2, 1, 1, 1)
     _, sums = model(image, torch.tensor([2, 7]))
     assert not torch.allclose(sums[0], sums[1])
@@ -36,9 +37,22 @@ def test_unknown_architecture_is_refused():
         ModelConfig(arch="big")
 
 
-def test_default_digit_does_not_depend_on_the_number():
+def test_unknown_fusion_is_refused():
+    with pytest.raises(ConfigError, match="unknown fusion 'sum'; choose one of product, concat"):
+        ModelConfig(fusion="sum")
+
+
+def test_product_fusion_scales_each_fused_unit_by_the_numbers_embedding():
+    model = build_model(ModelConfig(hidden=32)).eval()
+    assert model.number_branch.embedding_dim == model.fusion.out_features == 32
+    concat = build_model(ModelConfig(hidden=32, embedding=8, fusion="concat"))
+    assert concat.number_branch.embedding_dim == 8 and concat.fusion.in_features == 32 + 8 + 10
+
+
+@pytest.mark.parametrize("fusion", ["product", "concat"])
+def test_default_digit_does_not_depend_on_the_number(fusion):
     torch.manual_seed(0)
-    model = build_model(ModelConfig()).eval()
+    model = build_model(ModelConfig(fusion=fusion)).eval()
     image = torch.randn(1, 1, 28, 28).repeat(3, 1, 1, 1)
     digits, _ = model(image, torch.tensor([0, 4, 9]))
     assert torch.equal(digits[0], digits[1]) and torch.equal(digits[0], digits[2])

@@ -206,10 +206,11 @@ def test_resume_without_a_state_is_one_line_error(capsys, tmp_path, mnist_dir):
 
 
 def test_resume_refuses_flags_that_would_change_the_run(capsys, tmp_path):
-    code = main(["train", "--resume", str(tmp_path), "--lr", "0.1", "--epochs", "5", "--overwrite"])
+    code = main(["train", "--resume", str(tmp_path), "--lr", "0.1", "--epochs", "5", "--fusion", "concat",
+                 "--overwrite"])
     _, err = capsys.readouterr()
     assert code == 2
-    assert_one_line_error(err, "with the config it was started with", "--lr", "--epochs", "--overwrite")
+    assert_one_line_error(err, "with the config it was started with", "--lr", "--epochs", "--fusion", "--overwrite")
 
 
 def test_edited_config_is_refused(stopped, tmp_path, mnist_dir, capsys):
@@ -220,3 +221,23 @@ def test_edited_config_is_refused(stopped, tmp_path, mnist_dir, capsys):
     code, _, err = resume_cli(capsys, run, mnist_dir)
     assert code == 1
     assert_one_line_error(err, "config.json changed since")
+
+
+def test_restored_moments_take_their_parameters_memory_layout(tmp_path):
+    # Fused AdamW pairs elements by memory position: a contiguous moment of a channels-last
+    # convolution would update the wrong weights.
+    def channels_last_model():
+        model = build_model(ModelConfig()).to(memory_format=torch.channels_last)
+        return (model, *make_optimizer(model, TrainConfig(), 10))
+
+    model, opt, sched = channels_last_model()
+    digits, sums = model(torch.randn(4, 1, 28, 28), torch.tensor([1, 2, 3, 4]))
+    (digits.sum() + sums.sum()).backward()
+    opt.step()
+    state = resume.RunState(tally=resume.EpochTally.start(torch.device("cpu"), 1))
+    resume.save_state(tmp_path, *resume.encode(model, opt, sched, state, 1, {"model": {}}))
+    model, opt, sched = channels_last_model()
+    resume.restore(resume.parse_state(*resume.read_newest(tmp_path)), model, opt, sched)
+    conv = model.image_branch[1][0].weight  # 32 x 16 x 3 x 3: channels-last differs from contiguous
+    assert not conv.is_contiguous()
+    assert opt.state[conv]["exp_avg"].stride() == conv.stride() == opt.state[conv]["exp_avg_sq"].stride()

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from safetensors.torch import load_file
 
 from digitsum.config import ModelConfig, TrainConfig
+from digitsum.model import build_model
 from digitsum.rundir import RunDirError
-from digitsum.train import train
+from digitsum.train import make_optimizer, train
 
 EPOCH_KEYS = {"epoch", "train_loss", "train_digit_accuracy", "train_sum_accuracy",
               "val_digit_accuracy", "val_sum_accuracy", "seconds"}
@@ -72,3 +74,32 @@ def test_seed_architecture_trains(mnist_dir, tmp_path):
     metrics = train(ModelConfig(arch="seed"), cfg, tmp_path / "seed", data_dir=str(mnist_dir))
     assert metrics["digit_accuracy"] > 0.8
     assert json.loads((tmp_path / "seed" / "config.json").read_text())["model"]["arch"] == "seed"
+
+
+def test_warm_up_reaches_the_peak_rate_after_its_share_of_the_run():
+    model = build_model(ModelConfig())
+    opt, sched = make_optimizer(model, TrainConfig(epochs=10, warmup=0.1, lr=0.002), steps_per_epoch=20)
+    rates = []
+    for _ in range(200):
+        opt.step()
+        rates.append(sched.get_last_lr()[0])
+        sched.step()
+    assert rates.index(max(rates)) == 20 - 1 and max(rates) == pytest.approx(0.002)  # the peak ends epoch 1
+    assert rates[-1] < 1e-6
+
+
+def test_on_step_sees_each_step_and_its_time_is_not_training_time(mnist_dir, tmp_path):
+    seen = []
+
+    def slow_hook(done):
+        seen.append((done.step, done.steps, done.seconds, done.model.training))
+        time.sleep(0.05)
+
+    cfg = TrainConfig(epochs=1, batch_size=100, limit=1500, threads=1, val_size=1000)
+    records = []
+    train(ModelConfig(fusion="concat"), cfg, tmp_path / "run", data_dir=str(mnist_dir), on_step=slow_hook,
+          on_epoch=lambda record, model: records.append(record))
+    assert [s[:2] for s in seen] == [(i, 15) for i in range(1, 16)] and all(s[3] for s in seen)
+    assert [s[2] for s in seen] == sorted(s[2] for s in seen)
+    assert records[0].seconds == pytest.approx(seen[-1][2], abs=0.01)  # the 0.75 s of sleeping not counted
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["model"]["fusion"] == "concat"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 ARCHS = ("default", "seed")
+FUSIONS = ("product", "concat")
 
 
 class ConfigError(ValueError):
@@ -31,10 +32,13 @@ class ModelConfig:
     hidden: int = 128
     """Width of the image features and of the fused layer (default architecture)."""
     embedding: int = 16
-    """Size of the number's embedding (default architecture)."""
+    """Size of the number's embedding with ``concat`` fusion (``product`` embeds it in ``hidden``)."""
+    fusion: str = "product"
+    """How the default architecture's sum head fuses the number: ``product`` or ``concat`` (see model.py)."""
 
     def __post_init__(self):
         _check(self.arch in ARCHS, f"unknown architecture {self.arch!r}; choose one of {', '.join(ARCHS)}")
+        _check(self.fusion in FUSIONS, f"unknown fusion {self.fusion!r}; choose one of {', '.join(FUSIONS)}")
         for name in ("conv1", "conv2", "conv3", "hidden", "embedding"):
             _check(isinstance(getattr(self, name), int) and getattr(self, name) > 0,
                    f"model {name} must be a positive integer, got {getattr(self, name)!r}")
@@ -59,6 +63,8 @@ class TrainConfig:
     """Images per optimizer step (global: split across processes under torchrun)."""
     lr: float = 4e-3
     """Peak learning rate of the one-cycle schedule (AdamW)."""
+    warmup: float = 0.1
+    """Share of the run spent warming up to the peak rate (0.1 of 10 epochs: the first epoch)."""
     weight_decay: float = 5e-4
     """AdamW weight decay."""
     label_smoothing: float = 0.1
@@ -82,6 +88,7 @@ class TrainConfig:
         _check(self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}")
         _check(self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}")
         _check(self.lr > 0, f"--lr must be positive, got {self.lr}")
+        _check(0 < self.warmup < 1, f"--warmup must be between 0 and 1 (a share of the run), got {self.warmup}")
         _check(self.weight_decay >= 0, f"--weight-decay must be non-negative, got {self.weight_decay}")
         _check(0 <= self.label_smoothing < 1, f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
         _check(self.consistency >= 0, f"--consistency must be non-negative, got {self.consistency}")

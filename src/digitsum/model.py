@@ -41,18 +41,31 @@ class DigitSumNet(nn.Module):
 
 class FusedNet(DigitSumNet):
     """digitsum's head layout: the digit is read from the image alone (it cannot depend on
-    the number); the sum from the image features, the number's embedding and the digit
-    logits, fused by a hidden layer. The sum is still learned, not computed."""
+    the number); the sum from the image features, the digit logits and the number, fused by
+    a hidden layer of ``width`` units. The sum is still learned, not computed.
 
-    def __init__(self, image_branch: nn.Module, number_branch: nn.Module, fusion: nn.Module, width: int,
-                 feature_dim: int):
+    ``product`` fusion multiplies: ``ReLU((W [features, digit logits] + b) * E[number])``,
+    the number's embedding ``E[number]`` (``width`` values) scaling each fused unit. Sums
+    depend on digit and number jointly, and a product expresses that from the first steps;
+    ``concat`` fusion, ``ReLU(W [features, E[number], digit logits] + b)``, has to learn the
+    interaction through the ReLU and learns the sum head several times more slowly
+    (benchmarks/RESULTS.md, "The default's choices").
+    """
+
+    def __init__(self, image_branch: nn.Module, number_branch: nn.Embedding, fusion: nn.Linear, width: int,
+                 feature_dim: int, product: bool):
         super().__init__(image_branch, number_branch, fusion, width)
         self.digit_head = nn.Linear(feature_dim, NUM_DIGITS)
+        self.product = product
 
     def heads(self, features, numbers):
         digit_logits = self.digit_head(features)  # (B, 10)
-        fused = self.fusion(torch.cat([features, self.number_branch(numbers), digit_logits], dim=1))
-        return digit_logits, self.sum_head(fused)  # (B, 10), (B, 19)
+        number = self.number_branch(numbers)  # (B, width) for product, (B, E) for concat
+        if self.product:
+            fused = self.fusion(torch.cat([features, digit_logits], dim=1)) * number
+        else:
+            fused = self.fusion(torch.cat([features, number, digit_logits], dim=1))
+        return digit_logits, self.sum_head(torch.relu(fused))  # (B, 10), (B, 19)
 
 
 class ConcatNet(DigitSumNet):
@@ -83,17 +96,23 @@ def conv_block(c_in: int, c_out: int, kernel: int) -> nn.Sequential:
 
 
 def build_default(cfg: ModelConfig) -> DigitSumNet:
-    """digitsum's network: three conv blocks, a number embedding, the sum fused from both."""
+    """digitsum's network: three conv blocks, a number embedding, the sum fused from both.
+
+    The second convolution is 3x3: at 14x14 it is the network's largest, and 5x5 would cost
+    2.8 times as much for no measured gain (benchmarks/RESULTS.md, "The default's choices").
+    """
     image_branch = nn.Sequential(
         conv_block(1, cfg.conv1, 5),  # (B, C1, 14, 14)
-        conv_block(cfg.conv1, cfg.conv2, 5),  # (B, C2, 7, 7)
+        conv_block(cfg.conv1, cfg.conv2, 3),  # (B, C2, 7, 7)
         conv_block(cfg.conv2, cfg.conv3, 3),  # (B, C3, 3, 3)
         nn.Flatten(),
         nn.Linear(cfg.conv3 * 3 * 3, cfg.hidden),
         nn.ReLU(inplace=True),
     )
-    fusion = nn.Sequential(nn.Linear(cfg.hidden + cfg.embedding + NUM_DIGITS, cfg.hidden), nn.ReLU(inplace=True))
-    return FusedNet(image_branch, nn.Embedding(10, cfg.embedding), fusion, cfg.hidden, cfg.hidden)
+    product = cfg.fusion == "product"
+    embedding = cfg.hidden if product else cfg.embedding  # a product scales each fused unit
+    fusion = nn.Linear(cfg.hidden + NUM_DIGITS + (0 if product else embedding), cfg.hidden)
+    return FusedNet(image_branch, nn.Embedding(10, embedding), fusion, cfg.hidden, cfg.hidden, product)
 
 
 def build_seed() -> DigitSumNet:

@@ -213,6 +213,21 @@ def parse_state(folder: Path, meta_bytes: bytes, blob: bytes) -> SavedState:
     return SavedState(folder, meta, tensors)
 
 
+def match_layouts(opt: torch.optim.Optimizer) -> None:
+    """Give each loaded moment its parameter's memory layout (channels-last convolutions).
+
+    Saved moments come back contiguous; torch's fused AdamW pairs elements by memory
+    position, so a moment whose strides differ from its parameter's would be applied to
+    the wrong weights (torch 2.13, checked by tests/test_resume.py).
+    """
+    for group in opt.param_groups:
+        for param in group["params"]:
+            moments = opt.state.get(param, {})
+            for name, value in moments.items():
+                if value.shape == param.shape and value.stride() != param.stride():
+                    moments[name] = torch.empty_like(param).copy_(value)
+
+
 def restore(saved: SavedState, model, opt, sched, keep_sums: bool = True) -> RunState:
     """Load a verified state into model, optimizer, schedule and RNGs; return where the run stands.
 
@@ -231,6 +246,7 @@ def restore(saved: SavedState, model, opt, sched, keep_sums: bool = True) -> Run
         per_param.setdefault(int(index), {})[name] = value
     groups = [{**g, "betas": tuple(g["betas"])} if "betas" in g else g for g in meta["optimizer_groups"]]
     opt.load_state_dict({"state": per_param, "param_groups": groups})
+    match_layouts(opt)
     sched.load_state_dict(meta["scheduler"])
     torch.set_rng_state(tensors["rng.torch"])
     device = next(model.parameters()).device

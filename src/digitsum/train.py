@@ -59,6 +59,20 @@ class EpochRecord:
 
 
 @dataclass
+class StepDone:
+    """What ``on_step`` gets after each optimizer step."""
+
+    step: int  # steps done in this epoch
+    steps: int  # steps per epoch
+    seconds: float  # this epoch's training time so far (on_step's own time excluded)
+    model: torch.nn.Module  # in training mode; a hook that evaluates it must switch it back
+
+
+EpochHook = Callable[[EpochRecord, torch.nn.Module], None]  # (the epoch's record, the model), after validation
+StepHook = Callable[[StepDone], None]
+
+
+@dataclass
 class Run:
     """Everything the loop needs besides model, optimizer and state."""
 
@@ -76,11 +90,19 @@ class Run:
         return self.train_mix.steps_per_epoch(self.cfg.batch_size)
 
 
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, total_steps: int):
-    """AdamW with a one-cycle learning-rate schedule over ``total_steps``."""
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    # At least 8 steps: OneCycleLR divides by its warm-up length, which must not round to 0.
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(total_steps, 8), pct_start=0.25)
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, steps_per_epoch: int, fused: bool | None = None):
+    """AdamW with a one-cycle learning-rate schedule over ``cfg.epochs``, warming up for ``cfg.warmup`` of it.
+
+    ``fused`` (default: where torch has the kernel, CPU and CUDA) runs AdamW as one fused
+    kernel instead of a dozen passes over the parameters (benchmarks/RESULTS.md, "The
+    default's choices", measures it and the short warm-up).
+    """
+    if fused is None:
+        fused = next(model.parameters()).device.type in ("cpu", "cuda")
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused or None)
+    total = max(cfg.epochs * steps_per_epoch, 8)
+    warmup = max(2, round(cfg.warmup * total))  # OneCycleLR divides by (warm-up steps - 1)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=warmup / total)
     return opt, sched
 
 
@@ -103,7 +125,7 @@ def digitsum_loss(digit_logits: torch.Tensor, sum_logits: torch.Tensor, digits: 
 
 
 def train_steps(net, opt, sched, mixture: NumberMixture, epoch: int, cfg: TrainConfig, world: World,
-                tally: EpochTally, on_step: Callable[[int, int], None] | None = None,
+                tally: EpochTally, on_step: StepHook | None = None,
                 stop: Callable[[], bool] = lambda: False) -> bool:
     """Train on epoch ``epoch`` from batch ``tally.step`` to its end; False if ``stop()`` came first."""
     net.train()
@@ -130,7 +152,9 @@ def train_steps(net, opt, sched, mixture: NumberMixture, epoch: int, cfg: TrainC
             tally.sums["seen"] += len(digits)
             tally.step += 1
             if on_step:
-                on_step(tally.step, steps)
+                now = time.perf_counter()
+                on_step(StepDone(tally.step, steps, tally.seconds + now - start, getattr(net, "module", net)))
+                start += time.perf_counter() - now  # the hook's time (a benchmark's evaluation) is not training
     finally:
         tally.seconds += time.perf_counter() - start
     return True
@@ -143,7 +167,7 @@ def epoch_figures(tally: EpochTally, world: World) -> tuple[float, float, float]
 
 
 def train_epoch(model, opt, sched, mixture: NumberMixture, epoch: int, cfg: TrainConfig,
-                device: torch.device, on_step: Callable[[int, int], None] | None = None) -> tuple[float, float, float]:
+                device: torch.device, on_step: StepHook | None = None) -> tuple[float, float, float]:
     """One pass over the training mixture in this process -> (mean loss, digit accuracy, sum accuracy)."""
     world, tally = World(device=device), EpochTally.start(device)
     train_steps(model, opt, sched, mixture, epoch, cfg, world, tally, on_step)
@@ -204,8 +228,8 @@ def finish_run(run: Run, model, state: RunState) -> dict:
 
 
 def run_epochs(run: Run, model, opt, sched, state: RunState,
-               on_epoch: Callable[[EpochRecord, torch.nn.Module], None] | None,
-               on_step: Callable[[int, int], None] | None) -> dict:
+               on_epoch: EpochHook | None,
+               on_step: StepHook | None) -> dict:
     """Train from ``state`` to the last epoch, then test the best epoch's weights."""
     net = run.world.wrap(model)  # DistributedDataParallel under torchrun
     main = run.world.is_main
@@ -238,7 +262,7 @@ def start_model(run: Run, model_cfg: ModelConfig):
     set_seed(run.cfg.seed)
     # channels-last: the layout oneDNN's CPU convolutions run fastest in (see benchmarks/RESULTS.md)
     model = build_model(model_cfg).to(run.world.device, memory_format=torch.channels_last)
-    opt, sched = make_optimizer(model, run.cfg, run.cfg.epochs * run.steps)
+    opt, sched = make_optimizer(model, run.cfg, run.steps)
     return model, opt, sched
 
 
@@ -248,8 +272,8 @@ def train(
     out: str | Path,
     data_dir: str | None = None,
     overwrite: bool = False,
-    on_epoch: Callable[[EpochRecord, torch.nn.Module], None] | None = None,
-    on_step: Callable[[int, int], None] | None = None,
+    on_epoch: EpochHook | None = None,
+    on_step: StepHook | None = None,
 ) -> dict:
     """Train, validate each epoch, keep the best weights, test them; returns the test metrics.
 
@@ -273,8 +297,8 @@ def train(
 def resume_training(
     run_dir: str | Path,
     data_dir: str | None = None,
-    on_epoch: Callable[[EpochRecord, torch.nn.Module], None] | None = None,
-    on_step: Callable[[int, int], None] | None = None,
+    on_epoch: EpochHook | None = None,
+    on_step: StepHook | None = None,
     threads: int | None = None,
     device: str | None = None,
 ) -> dict:

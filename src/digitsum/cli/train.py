@@ -12,7 +12,7 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
-from ..config import ARCHS, ConfigError, ModelConfig, TrainConfig
+from ..config import ARCHS, FUSIONS, ConfigError, ModelConfig, TrainConfig
 from .common import add_data_dir, format_metrics
 
 # TrainConfig fields exposed as flags, with their help; defaults come from TrainConfig.
@@ -20,6 +20,7 @@ FLAGS = {
     "epochs": (int, "passes over the training images"),
     "batch_size": (int, "images per optimizer step, over all processes under torchrun"),
     "lr": (float, "peak learning rate (AdamW, one-cycle schedule)"),
+    "warmup": (float, "share of the run spent warming up to the peak rate"),
     "weight_decay": (float, "AdamW weight decay"),
     "label_smoothing": (float, "label smoothing of both cross-entropies"),
     "consistency": (float, "weight of the term that makes the sum head agree with digit head + number"),
@@ -45,6 +46,8 @@ def add(sub) -> None:
     p.add_argument("--report", action="store_true", help="write the run's report (digitsum report) into OUT/report")
     p.add_argument("--arch", choices=ARCHS,
                    help=f"network: default (digitsum's) or seed (the notebook's) (default: {ModelConfig.arch})")
+    p.add_argument("--fusion", choices=FUSIONS, help="how the default network's sum head fuses the number: "
+                   f"product (number embedding times image side) or concat (default: {ModelConfig.fusion})")
     defaults = {f.name: f.default for f in fields(TrainConfig)}
     for name, (kind, text) in FLAGS.items():  # default None: tells a flag given from one left out
         p.add_argument(f"--{name.replace('_', '-')}", type=kind, help=f"{text} (default: {defaults[name]})")
@@ -58,9 +61,11 @@ class Progress:
         self.epochs, self.epoch, self.start = epochs, epoch, 0.0
         self.enabled = sys.stderr.isatty() and env_rank() == 0
 
-    def step(self, step: int, steps: int) -> None:
+    def step(self, done) -> None:
+        """``on_step`` of digitsum.train: redraw the bar every 10 steps."""
         if not self.enabled:
             return
+        step, steps = done.step, done.steps
         if not self.start:
             self.start, self.first = time.perf_counter(), step - 1
         if step % 10 and step != steps:
@@ -115,7 +120,7 @@ def resume_command(run_dir, data_dir: str | None) -> str:
 
 def given_flags(args) -> list[str]:
     """The run-shaping flags given on the command line (those --resume refuses)."""
-    names = [n for n in ("out", "arch", *FLAGS) if n not in RESUMABLE and getattr(args, n) is not None]
+    names = [n for n in ("out", "arch", "fusion", *FLAGS) if n not in RESUMABLE and getattr(args, n) is not None]
     return [f"--{n.replace('_', '-')}" for n in names] + (["--overwrite"] if args.overwrite else [])
 
 
@@ -134,7 +139,7 @@ def start_or_resume(args) -> int:
         progress = resume_progress(out)
         metrics = resume_training(out, args.data_dir, progress.epoch_done, progress.step, args.threads, args.device)
     else:
-        model_cfg = ModelConfig(arch=args.arch or ModelConfig.arch)
+        model_cfg = model_config(args)
         cfg = TrainConfig(**{name: getattr(args, name) for name in FLAGS if getattr(args, name) is not None})
         out = args.out or time.strftime("runs/%Y%m%d-%H%M%S")
         progress = Progress(cfg.epochs)
@@ -149,6 +154,14 @@ def start_or_resume(args) -> int:
 
         print_report(report_run(out, data_dir=args.data_dir))
     return 0
+
+
+def model_config(args) -> ModelConfig:
+    """The network the flags ask for; --fusion belongs to the default architecture only."""
+    if args.fusion and args.arch == "seed":
+        raise ConfigError("--fusion shapes the default network; the seed network always concatenates "
+                          "(drop --fusion or --arch seed)")
+    return ModelConfig(arch=args.arch or ModelConfig.arch, fusion=args.fusion or ModelConfig.fusion)
 
 
 def resume_progress(run_dir: str) -> Progress:

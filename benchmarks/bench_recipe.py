@@ -1,0 +1,172 @@
+"""The default's choices, one at a time: what each costs or saves against the alternative.
+
+1. Step time. One training step of the default recipe (batch 128: forward, digitsum's loss,
+   backward, AdamW, schedule) against the same step with one choice undone: the second
+   convolution 5x5 instead of 3x3; AdamW's multi-tensor (foreach) kernel instead of the fused
+   one; contiguous (NCHW) instead of channels-last tensors; batch norm and ReLU before the
+   pooling instead of after it; concat instead of product fusion. Variants are timed in
+   interleaved rounds (every variant once per round), each round ``STEPS`` steps on real
+   batches after warm-up steps; the figure is the median over rounds.
+2. Early accuracy. The first epoch of the default recipe and of variants that undo its
+   accuracy-per-second choices (concat fusion; a warm-up of 0.25 of the run instead of 0.1;
+   the previous default, which undid all of them and the 3x3 convolution and the fused AdamW),
+   each scored on the MNIST test set after every tenth of the epoch (outside the timed part):
+   the training seconds to >= 98% digit and sum accuracy, about the notebook's final accuracy.
+
+    python benchmarks/bench_recipe.py [--quick] [--data-dir DIR] [--threads N]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import sys
+
+import torch
+from torch import nn
+
+from bench_profile import digitsum_step_loss
+from bench_time_to_accuracy import Point, pct, score, time_to, when
+from digitsum.config import ModelConfig, TrainConfig
+from digitsum.data import load_mnist
+from digitsum.evaluate import fixed_test_mixture
+from digitsum.model import build_model
+from digitsum.rundir import split_train_val
+from digitsum.runtime import set_seed, set_threads
+from digitsum.train import make_optimizer, train_epoch
+from notebook import mixture_batches, run_epoch
+
+ROUNDS, STEPS, WARMUP_STEPS = 5, 40, 10
+POINTS = 10  # scored after every tenth of the epoch
+TARGET = 0.98
+QUICK = {"limit": 2500, "rounds": 2, "steps": 3, "warmup": 1, "test": 1000, "val_size": 1000}
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """The default recipe with some choices undone."""
+
+    name: str
+    fusion: str = "product"
+    conv2_kernel: int = 3
+    pool_first: bool = True
+    channels_last: bool = True
+    fused_adamw: bool = True
+    warmup: float = TrainConfig.warmup
+
+
+DEFAULT = Variant("default")
+STEP_VARIANTS = [
+    DEFAULT,
+    Variant("second conv 5x5 (default 3x3)", conv2_kernel=5),
+    Variant("AdamW foreach (default fused)", fused_adamw=False),
+    Variant("contiguous NCHW (default channels-last)", channels_last=False),
+    Variant("batch norm + ReLU before pooling (default after)", pool_first=False),
+    Variant("concat fusion (default product)", fusion="concat"),
+]
+PREVIOUS = Variant("previous default: concat, 5x5, warm-up 0.25, AdamW foreach", fusion="concat", conv2_kernel=5,
+                   fused_adamw=False, warmup=0.25)
+EARLY_VARIANTS = [DEFAULT, Variant("concat fusion", fusion="concat"), Variant("warm-up 0.25 of the run", warmup=0.25),
+                  PREVIOUS]
+
+
+def build(v: Variant, cfg: TrainConfig, steps_per_epoch: int):
+    """(model, optimizer, schedule) of ``v``, initialised from ``cfg.seed``."""
+    set_seed(cfg.seed)
+    model = build_model(ModelConfig(fusion=v.fusion))
+    blocks = model.image_branch
+    if v.conv2_kernel != 3:
+        conv = blocks[1][0]
+        blocks[1][0] = nn.Conv2d(conv.in_channels, conv.out_channels, v.conv2_kernel, padding=v.conv2_kernel // 2,
+                                 bias=False)
+    if not v.pool_first:
+        for i in range(3):
+            conv, pool, norm, relu = blocks[i]
+            blocks[i] = nn.Sequential(conv, norm, relu, pool)
+    model = model.to(memory_format=torch.channels_last if v.channels_last else torch.contiguous_format)
+    opt, sched = make_optimizer(model, dataclasses.replace(cfg, warmup=v.warmup), steps_per_epoch, v.fused_adamw)
+    return model, opt, sched
+
+
+def step_times(train_mix, cfg: TrainConfig, rounds: int, steps: int, warmup: int) -> dict[str, list[float]]:
+    """Milliseconds per step of every step variant, per round (interleaved)."""
+    steps_per_epoch = train_mix.steps_per_epoch(cfg.batch_size)
+    loss = digitsum_step_loss(cfg)
+    states = {v.name: (v, *build(v, cfg, steps_per_epoch)) for v in STEP_VARIANTS}
+    times: dict[str, list[float]] = {name: [] for name in states}
+    for r in range(rounds + 1):  # round 0 warms every variant up
+        for name, (v, model, opt, sched) in states.items():
+            layout = torch.channels_last if v.channels_last else torch.contiguous_format
+            batches = mixture_batches(train_mix.epoch_batches(r + 1, cfg.seed, cfg.batch_size, cfg.max_shift),
+                                      layout)
+            n = warmup if r == 0 else steps
+            seconds = run_epoch(model, opt, batches, sched, n, loss)
+            if r:
+                times[name].append(1000 * seconds / n)
+    return times
+
+
+def early_accuracy(train_mix, test_mix, cfg: TrainConfig, v: Variant, stop: int | None) -> list[Point]:
+    """Points of ``v``'s first epoch: every tenth, scored on the test mixture, training seconds cumulative."""
+    steps = train_mix.steps_per_epoch(cfg.batch_size)
+    model, opt, sched = build(v, cfg, steps)
+    points: list[Point] = []
+
+    def on_step(done):
+        if done.step % max(1, done.steps // POINTS) == 0 or done.step == done.steps:
+            points.append(Point(done.step / done.steps, done.seconds, *score(done.model, test_mix, stop)))
+            done.model.train()
+
+    train_epoch(model, opt, sched, train_mix, 1, cfg, torch.device("cpu"), on_step)
+    return points
+
+
+def render(times: dict[str, list[float]], early: dict[str, list[Point]], threads: int, command: str) -> str:
+    base = statistics.median(times[DEFAULT.name])
+    lines = [
+        "## The default's choices",
+        "",
+        f"Measured by `{command}` with {threads} torch threads. Step time: one training step of the default "
+        f"recipe (batch {TrainConfig.batch_size}, digitsum's loss, AdamW and schedule) with one choice undone at a "
+        f"time; median of {len(times[DEFAULT.name])} interleaved rounds of real batches after warm-up.",
+        "",
+        "| variant | ms per step | default's speed-up over it |",
+        "| --- | ---: | ---: |",
+    ]
+    for name, ms in times.items():
+        m = statistics.median(ms)
+        lines.append(f"| {name} | {m:.2f} | {'' if name == DEFAULT.name else f'{m / base:.2f}x'} |")
+    lines += [
+        "",
+        "Early accuracy: the first epoch of each variant, scored on the MNIST test set after every tenth of it "
+        "(evaluation excluded from the seconds).",
+        "",
+        f"| variant | time to >= {pct(TARGET)} digit and sum | test digit / sum at 0.5 epoch | at 1 epoch |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for name, points in early.items():
+        half = min(points, key=lambda p: abs(p.epoch - 0.5))
+        lines.append(f"| {name} | {when(time_to(points, TARGET, TARGET))} | {pct(half.digit)} / {pct(half.sum)} | "
+                     f"{pct(points[-1].digit)} / {pct(points[-1].sum)} |")
+    return "\n".join(lines) + "\n"
+
+
+def run(quick: bool = False, data_dir: str | None = None, threads: int = 0) -> str:
+    """Run the benchmark (``quick``: a smoke run at tiny size) and return its Markdown section."""
+    set_threads(threads)
+    flags = (" --quick" if quick else "") + (f" --threads {threads}" if threads else "")
+    size = QUICK if quick else {}
+    cfg = TrainConfig(limit=size.get("limit", 0), val_size=size.get("val_size", TrainConfig.val_size))
+    data = load_mnist(data_dir)
+    train_mix, _ = split_train_val(data["train"], cfg)
+    times = step_times(train_mix, cfg, size.get("rounds", ROUNDS), size.get("steps", STEPS),
+                       size.get("warmup", WARMUP_STEPS))
+    test_mix = fixed_test_mixture(data["test"])
+    early = {v.name: early_accuracy(train_mix, test_mix, cfg, v, size.get("test")) for v in EARLY_VARIANTS}
+    return render(times, early, torch.get_num_threads(), f"python benchmarks/bench_recipe.py{flags}")
+
+
+if __name__ == "__main__":
+    from run_all import standalone
+
+    sys.exit(standalone(run, __doc__.splitlines()[0]))
