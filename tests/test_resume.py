@@ -228,7 +228,7 @@ def test_restored_moments_take_their_parameters_memory_layout(tmp_path):
     # convolution would update the wrong weights.
     def channels_last_model():
         model = build_model(ModelConfig()).to(memory_format=torch.channels_last)
-        return (model, *make_optimizer(model, TrainConfig(), 10))
+        return (model, *make_optimizer(model, TrainConfig(), 10, fused=True))
 
     model, opt, sched = channels_last_model()
     digits, sums = model(torch.randn(4, 1, 28, 28), torch.tensor([1, 2, 3, 4]))

@@ -48,8 +48,8 @@ class FusedNet(DigitSumNet):
     the number's embedding ``E[number]`` (``width`` values) scaling each fused unit. Sums
     depend on digit and number jointly, and a product expresses that from the first steps;
     ``concat`` fusion, ``ReLU(W [features, E[number], digit logits] + b)``, has to learn the
-    interaction through the ReLU and learns the sum head several times more slowly
-    (benchmarks/RESULTS.md, "The default's choices").
+    interaction through the ReLU, and its sum head lags the digit head for much of the
+    first epoch (benchmarks/RESULTS.md, "The default's choices").
     """
 
     def __init__(self, image_branch: nn.Module, number_branch: nn.Embedding, fusion: nn.Linear, width: int,

@@ -216,9 +216,9 @@ def parse_state(folder: Path, meta_bytes: bytes, blob: bytes) -> SavedState:
 def match_layouts(opt: torch.optim.Optimizer) -> None:
     """Give each loaded moment its parameter's memory layout (channels-last convolutions).
 
-    Saved moments come back contiguous; torch's fused AdamW pairs elements by memory
-    position, so a moment whose strides differ from its parameter's would be applied to
-    the wrong weights (torch 2.13, checked by tests/test_resume.py).
+    Saved moments come back contiguous. The default AdamW handles any layout, but torch's
+    fused AdamW (``make_optimizer(fused=True)``) pairs elements by memory position and
+    would apply such a moment to the wrong weights (torch 2.13; tests/test_resume.py).
     """
     for group in opt.param_groups:
         for param in group["params"]:
