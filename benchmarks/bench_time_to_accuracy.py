@@ -111,7 +111,7 @@ def pct(x: float) -> str:
 def when(point: Point | None) -> str:
     if not point:
         return "not reached"
-    where = f"epoch {point.epoch}" if point.epoch == int(point.epoch) else f"{point.epoch:.2f} of epoch 1"
+    where = f"epoch {int(point.epoch)}" if point.epoch == int(point.epoch) else f"{point.epoch:.2f} of epoch 1"
     return f"{point.seconds:.1f} s ({where})"
 
 
