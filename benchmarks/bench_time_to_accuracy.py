@@ -127,8 +127,8 @@ def render(result: dict, command: str) -> str:
         f"digitsum after every tenth of its first epoch); seconds are cumulative training time (evaluation "
         f"excluded). Notebook replica: per-item Dataset + shuffled DataLoader, seed network, Adam lr 0.01, "
         f"batch 100, {len(nb)} epochs on {setup['notebook_images']:,} images. digitsum: `digitsum train` "
-        f"defaults (batch {cfg['batch_size']}, AdamW one-cycle lr {cfg['lr']} with a one-epoch warm-up, max shift "
-        f"{cfg['max_shift']}, {cfg['epochs']} epochs) on {setup['digitsum_images']:,} images.",
+        f"defaults (batch {cfg['batch_size']}, AdamW one-cycle lr {cfg['lr']} warming up for {cfg['warmup']:g} of the "
+        f"run, max shift {cfg['max_shift']}, {cfg['epochs']} epochs) on {setup['digitsum_images']:,} images.",
         "",
         "| epoch | notebook s | notebook digit | notebook sum | digitsum s | digitsum digit | digitsum sum |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -156,7 +156,7 @@ def render(result: dict, command: str) -> str:
         f"| time to the notebook's final accuracy | {final.seconds:.1f} s (all epochs) | {when(match)} |",
         f"| speed-up to the notebook's final accuracy (target >= 10x) | 1x | {speedup} |",
         f"| first time the notebook itself is at that accuracy (epoch ends) | {when(own)} | "
-        f"{own.seconds / match.seconds:.1f}x faster |" if match else "| | | |",
+        f"{f'{own.seconds / match.seconds:.1f}x faster' if match else 'n/a'} |",
     ]
     for target, promise in TARGETS.items():
         lines.append(f"| time to >= {pct(target)} digit and sum{promise} | {when(time_to(nb, target, target))} | "

@@ -24,7 +24,7 @@ class DigitSumNet(nn.Module):
         super().__init__()
         self.image_branch = image_branch  # (B, 1, 28, 28) -> (B, F)
         self.number_branch = number_branch  # (B,) -> (B, E)
-        self.fusion = fusion  # (B, F + E [+ 10]) -> (B, width)
+        self.fusion = fusion  # (B, F [+ E] [+ 10]) -> (B, width)
         self.sum_head = nn.Linear(width, NUM_SUMS)
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
@@ -98,8 +98,9 @@ def conv_block(c_in: int, c_out: int, kernel: int) -> nn.Sequential:
 def build_default(cfg: ModelConfig) -> DigitSumNet:
     """digitsum's network: three conv blocks, a number embedding, the sum fused from both.
 
-    The second convolution is 3x3: at 14x14 it is the network's largest, and 5x5 would cost
-    2.8 times as much for no measured gain (benchmarks/RESULTS.md, "The default's choices").
+    The second convolution is 3x3: at 14x14 it is the network's largest, and a 5x5 one has
+    2.8 times the multiply-adds and makes a training step 1.33x slower (benchmarks/RESULTS.md,
+    "The default's choices").
     """
     image_branch = nn.Sequential(
         conv_block(1, cfg.conv1, 5),  # (B, C1, 14, 14)
