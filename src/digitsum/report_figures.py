@@ -48,10 +48,13 @@ def draw_curves(history: list[dict]) -> bytes:
     fig = new_figure(15, 4.6)
     loss, digit, total = fig.subplots(1, 3)
     epochs = [h["epoch"] for h in history]
-    loss.plot(epochs, [h["train_loss"] for h in history], marker="o", color="tab:purple", label="train")
+    losses = [h["train_loss"] for h in history]
+    loss.plot(epochs, losses, marker="o", color="tab:purple", label="train")
     loss.set(title="Training loss", ylabel="cross-entropy, digit + sum (log scale)", yscale="log")
     loss.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # 0.1 rather than 10^-1
-    loss.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "235" else ""))
+    within_decade = max(losses) < 5 * min(losses)  # few minor ticks in view: label each one
+    loss.yaxis.set_minor_formatter(
+        FuncFormatter(lambda v, _: f"{v:g}" if within_decade or f"{v:.0e}"[0] in "235" else ""))
     for ax, head in ((digit, "digit"), (total, "sum")):
         ax.plot(epochs, [100 * h[f"train_{head}_accuracy"] for h in history], marker="o", label="train")
         ax.plot(epochs, [100 * h[f"val_{head}_accuracy"] for h in history], marker="s", label="validation")
