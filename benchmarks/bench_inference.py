@@ -20,7 +20,6 @@ onnxruntime variants differ in graph optimisation level and thread spinning;
 
 from __future__ import annotations
 
-import argparse
 import copy
 import os
 import statistics
@@ -192,12 +191,11 @@ def run(quick: bool = False, checkpoint: str | None = None, threads: int = 0, da
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a smoke run at tiny size (not a measurement)")
-    parser.add_argument("--checkpoint", help="run directory or .safetensors file (default: the bundled model)")
+    from run_all import bench_parser
+
+    parser = bench_parser(__doc__.splitlines()[0], checkpoint=True)
     parser.add_argument("--threads", type=int, default=0,
                         help="torch and onnxruntime intra-op threads (default: 0, meaning 1 and then every core)")
-    parser.add_argument("--data-dir", help="folder with the MNIST files (default: $DIGITSUM_DATA, then the cache)")
     parser.add_argument("--compile", action="store_true", help="also measure torch.compile (minutes of compiling)")
     args = parser.parse_args(argv)
     if args.threads < 0:

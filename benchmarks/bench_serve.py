@@ -18,7 +18,6 @@ machine where wall-clock latency does not.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import io
 import json
@@ -191,12 +190,11 @@ def render(rows, requests: int, concurrency: int, checkpoint: str | None, quick:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a smoke run at tiny size (not a measurement)")
+    from run_all import bench_parser
+
+    parser = bench_parser(__doc__.splitlines()[0], checkpoint=True)
     parser.add_argument("--requests", type=int, default=2000, help="timed requests per row (default: 2000)")
     parser.add_argument("--concurrency", type=int, default=16, help="requests in flight (default: 16)")
-    parser.add_argument("--checkpoint", help="run directory or .safetensors file (default: the bundled model)")
-    parser.add_argument("--data-dir", help="folder with the MNIST files (default: $DIGITSUM_DATA, then the cache)")
     args = parser.parse_args(argv)
     if args.requests < 1 or args.concurrency < 1:
         parser.error("--requests and --concurrency must be at least 1")

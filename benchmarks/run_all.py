@@ -13,6 +13,7 @@ makes the exit status 1; the others still run.
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import importlib
 import os
@@ -120,6 +121,16 @@ def run_all(names: list[str], quick: bool, command: str, on_start=None) -> tuple
             failed.append(name)
     sections.append(f"_Load average (1 min) at the end: {load_average()}._\n")
     return "\n".join(sections), failed
+
+
+def bench_parser(description: str, checkpoint: bool = False) -> argparse.ArgumentParser:
+    """A benchmark script's parser with the flags they share: ``--quick``, ``--data-dir`` [, ``--checkpoint``]."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="a smoke run at tiny size (not a measurement)")
+    parser.add_argument("--data-dir", help="folder with the MNIST files (default: $DIGITSUM_DATA, then the cache)")
+    if checkpoint:
+        parser.add_argument("--checkpoint", help="run directory or .safetensors file (default: the bundled model)")
+    return parser
 
 
 def standalone(run, description: str, argv: list[str] | None = None) -> int:
