@@ -132,9 +132,9 @@ def write_bench(folder: Path, name: str, body: str) -> None:
 
 
 def test_run_all_runs_the_headline_first_then_the_rest_by_name(tmp_path):
-    for name in ("zeta", "serve", "profile", "time_to_accuracy", "alpha"):
+    for name in ("zeta", "serve", "profile", "recipe", "time_to_accuracy", "alpha"):
         write_bench(tmp_path, name, "    return ''")
-    assert run_all.discover(tmp_path) == ["time_to_accuracy", "profile", "serve", "alpha", "zeta"]
+    assert run_all.discover(tmp_path) == ["time_to_accuracy", "recipe", "profile", "serve", "alpha", "zeta"]
 
 
 def test_run_all_writes_header_and_every_section_and_reports_failures(tmp_path, capsys, restore_path):
