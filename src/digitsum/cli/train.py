@@ -13,6 +13,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from ..config import ARCHS, FUSIONS, ConfigError, ModelConfig, TrainConfig
+from ..distributed import PeerFailed, env_rank  # only rank 0 prints
 from .common import add_data_dir, format_metrics
 
 # TrainConfig fields exposed as flags, with their help; defaults come from TrainConfig.
@@ -87,13 +88,7 @@ class Progress:
         self.epoch = r.epoch + 1
 
 
-def env_rank() -> int:
-    """This process's rank under torchrun (0 otherwise): only rank 0 prints."""
-    return int(os.environ.get("RANK", "0"))
-
-
 def run(args) -> int:
-    from ..distributed import PeerFailed
     from ..train import TrainingInterrupted
 
     try:
