@@ -193,6 +193,8 @@ def test_inference_benchmark_times_every_variant_and_compares_them(monkeypatch, 
 
     images = normalize(mnist["test"].images[:16]).numpy()  # (16, 1, 28, 28)
     backends = bench_inference.variants(checkpoint.model, exported[0], threads=1, compile_=False)
+    layouts = {name: backends[name].model.image_branch[1][0].weight for name in ("torch eager", "torch NCHW")}
+    assert not layouts["torch eager"].is_contiguous() and layouts["torch NCHW"].is_contiguous()  # a real A/B
     for name, backend in backends.items():  # every variant computes the same network
         digit_logits, _ = backend(images, np.arange(16) % 10)
         assert (digit_logits.argmax(1) == mnist["test"].labels[:16].numpy()).mean() > 0.8, name
