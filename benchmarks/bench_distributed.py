@@ -93,7 +93,9 @@ def run(quick: bool = False, data_dir: str | None = None, threads: int = 0) -> s
     sizes = QUICK if quick else {"limit": 0, "epochs": EPOCHS, "trials": TRIALS}
     extra = ["--epochs", str(sizes["epochs"]), "--limit", str(sizes["limit"])]
     extra += ["--val-size", str(sizes["val_size"])] if "val_size" in sizes else []
-    load = Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else "n/a"
+    from run_all import load_average
+
+    load = load_average()
     results = measure(cores, data_dir, extra, sizes["trials"])
     base, threaded, ddp = (statistics.median(statistics.median(t.epoch_seconds) for t in trials)
                            for trials in results.values())

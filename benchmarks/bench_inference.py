@@ -21,6 +21,7 @@ onnxruntime variants differ in graph optimisation level and thread spinning;
 
 from __future__ import annotations
 
+import argparse
 import copy
 import os
 import statistics
@@ -193,9 +194,11 @@ def run(quick: bool = False, checkpoint: str | None = None, threads: int = 0, da
 
 
 def main(argv: list[str] | None = None) -> int:
-    from run_all import bench_parser
+    from digitsum.cli.common import add_checkpoint
+    from run_all import add_bench_flags
 
-    parser = bench_parser(__doc__.splitlines()[0], checkpoint=True)
+    parser = add_bench_flags(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
+    add_checkpoint(parser)
     parser.add_argument("--threads", type=int, default=0,
                         help="torch and onnxruntime intra-op threads (default: 0, meaning 1 and then every core)")
     parser.add_argument("--compile", action="store_true", help="also measure torch.compile (minutes of compiling)")

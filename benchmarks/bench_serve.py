@@ -18,6 +18,7 @@ machine where wall-clock latency does not.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import io
 import json
@@ -190,9 +191,11 @@ def render(rows, requests: int, concurrency: int, checkpoint: str | None, quick:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from run_all import bench_parser
+    from digitsum.cli.common import add_checkpoint
+    from run_all import add_bench_flags
 
-    parser = bench_parser(__doc__.splitlines()[0], checkpoint=True)
+    parser = add_bench_flags(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
+    add_checkpoint(parser)
     parser.add_argument("--requests", type=int, default=2000, help="timed requests per row (default: 2000)")
     parser.add_argument("--concurrency", type=int, default=16, help="requests in flight (default: 16)")
     args = parser.parse_args(argv)

@@ -24,6 +24,7 @@ import torch
 from digitsum.config import ModelConfig, TrainConfig
 from digitsum.data import load_mnist
 from digitsum.evaluate import accuracy, fixed_test_mixture, infer
+from digitsum.rundir import split_train_val
 from digitsum.runtime import set_threads
 from digitsum.train import train
 from notebook import EPOCHS, train_notebook
@@ -98,9 +99,8 @@ def measure(data_dir: str | None = None, threads: int = 0, limit: int = 0, noteb
 
     with tempfile.TemporaryDirectory(prefix="digitsum-bench-") as out:
         train(ModelConfig(), cfg, out, data_dir=data_dir, on_epoch=digitsum_epoch, on_step=digitsum_step)
-    n_digitsum = len(train_split.images) - cfg.val_size  # split_train_val holds the last val_size out
     setup = {"threads": threads, "notebook_images": len(images), "test_images": stop or len(test_mix),
-             "digitsum_images": min(n_digitsum, limit) if limit else n_digitsum, "train_config": cfg.to_dict()}
+             "digitsum_images": len(split_train_val(train_split, cfg)[0]), "train_config": cfg.to_dict()}
     return {"notebook": notebook, "digitsum": ours, "first_epoch": first, "setup": setup}
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 import digitsum
-from digitsum.cli.common import Parser, UsageError
+from digitsum.cli.common import Parser, UsageError, add_data_dir
 from digitsum.files import atomic_write_bytes
 
 HERE = Path(__file__).resolve().parent
@@ -123,21 +123,16 @@ def run_all(names: list[str], quick: bool, command: str, on_start=None) -> tuple
     return "\n".join(sections), failed
 
 
-def bench_parser(description: str, checkpoint: bool = False) -> argparse.ArgumentParser:
-    """A benchmark script's parser with the flags they share: ``--quick``, ``--data-dir`` [, ``--checkpoint``]."""
-    parser = argparse.ArgumentParser(description=description)
+def add_bench_flags(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The flags every benchmark script takes, ``--quick`` and ``--data-dir``; returns ``parser``."""
     parser.add_argument("--quick", action="store_true", help="a smoke run at tiny size (not a measurement)")
-    parser.add_argument("--data-dir", help="folder with the MNIST files (default: $DIGITSUM_DATA, then the cache)")
-    if checkpoint:
-        parser.add_argument("--checkpoint", help="run directory or .safetensors file (default: the bundled model)")
+    add_data_dir(parser)
     return parser
 
 
 def standalone(run, description: str, argv: list[str] | None = None) -> int:
     """The command line of one benchmark script: ``--quick``, ``--data-dir``, ``--threads``; prints its section."""
-    parser = Parser(prog=Path(sys.argv[0]).name, description=description)
-    parser.add_argument("--quick", action="store_true", help="a smoke run at tiny size (not a measurement)")
-    parser.add_argument("--data-dir", help="folder with the MNIST files (default: $DIGITSUM_DATA, then the cache)")
+    parser = add_bench_flags(Parser(prog=Path(sys.argv[0]).name, description=description))
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     try:
         args = parser.parse_args(argv)

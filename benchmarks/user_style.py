@@ -101,13 +101,14 @@ def main() -> None:
     import torch
 
     from digitsum.checkpoint import CheckpointError
+    from digitsum.cli.common import add_checkpoint, add_data_dir
     from digitsum.data import DataError, load_mnist
-    from digitsum.mixture import TEST_NUMBER_SEED, fixed_numbers
+    from digitsum.evaluate import fixed_test_mixture
     from digitsum.predict import load_model
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--checkpoint", help="run directory or .safetensors file (default: the bundled model)")
-    p.add_argument("--data-dir", help="folder with the MNIST files (default: $DIGITSUM_DATA, then the cache)")
+    add_checkpoint(p)
+    add_data_dir(p)
     p.add_argument("--n", type=int, default=2000, help="test digits to redraw, the first N (default: 2000)")
     p.add_argument("--seed", type=int, default=0, help="seed of sizes, placements and strokes (default: 0)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
@@ -119,7 +120,7 @@ def main() -> None:
         test = load_mnist(args.data_dir)["test"]
     except (CheckpointError, DataError, ValueError, OSError) as error:
         raise SystemExit(f"user_style: error: {error}") from None
-    numbers = fixed_numbers(len(test.images), TEST_NUMBER_SEED).numpy()[: args.n]  # the test set's numbers
+    numbers = fixed_test_mixture(test).numbers[: args.n].numpy()  # the test set's numbers
     result = measure(predictor, test.images[: args.n].numpy(), test.labels[: args.n].numpy(), numbers, args.seed)
     if args.json:
         print(json.dumps(result))
