@@ -13,6 +13,7 @@ from digitsum.data import (
     LABEL_MAGIC,
     DataError,
     load_file,
+    load_mnist,
     load_split,
     parse_idx,
     resolve_data_dir,
@@ -67,6 +68,11 @@ def test_real_files_verify_and_parse(mnist):
     assert mnist["train"].images.shape == (60000, 28, 28)
     assert mnist["test"].images.shape == (10000, 28, 28)
     assert mnist["test"].labels[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]  # MNIST's well-known first ten
+
+
+def test_only_the_splits_asked_for_are_loaded(mnist_dir, mnist):
+    test_only = load_mnist(mnist_dir, download=False, splits=("test",))
+    assert list(test_only) == ["test"] and test_only["test"].labels.tolist() == mnist["test"].labels.tolist()
 
 
 def test_raw_files_load_like_gzip(mnist_dir, tmp_path, mnist):

@@ -205,12 +205,13 @@ def ensure_mnist(folder: Path, mirrors: tuple[str, ...] | None = None, timeout: 
         )
 
 
-def load_mnist(data_dir: str | os.PathLike | None = None, download: bool = True) -> dict[str, Split]:
-    """Both MNIST splits, from the resolved data folder, downloading missing files."""
+def load_mnist(data_dir: str | os.PathLike | None = None, download: bool = True,
+               splits: tuple[str, ...] = tuple(SPLITS)) -> dict[str, Split]:
+    """MNIST's ``splits`` (default: both), from the resolved data folder, downloading missing files."""
     folder = resolve_data_dir(data_dir)
     if download:
         ensure_mnist(folder)
-    return {split: load_split(folder, split) for split in SPLITS}
+    return {split: load_split(folder, split) for split in splits}
 
 
 def data_digests() -> dict[str, str]:

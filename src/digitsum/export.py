@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from .checkpoint import WEIGHTS, load_checkpoint
-from .data import default_cache_dir, ensure_mnist, load_split, missing_files, resolve_data_dir
+from .data import SPLITS, default_cache_dir, load_mnist, missing_files, resolve_data_dir
+from .evaluate import fixed_test_mixture
 from .files import atomic_write_bytes
 from .mixture import TEST_NUMBER_SEED, fixed_numbers, normalize
 from .onnx_runtime import INPUTS, OUTPUTS, OnnxBackend, OnnxError
@@ -133,11 +134,10 @@ def check_batch(data_dir: str | os.PathLike | None = None, n: int = CHECK_IMAGES
     the first ``n`` MNIST test images with their fixed test numbers. With ``download=False``
     and no MNIST files at hand, seeded random images stand in (the check is of arithmetic)."""
     folder = resolve_data_dir(data_dir)
-    if download:
-        ensure_mnist(folder)
-    numbers = fixed_numbers(10_000, TEST_NUMBER_SEED)[:n]  # the test set's fixed numbers
     if download or not missing_files(folder):
-        return load_split(folder, "test").images[:n], numbers, f"{len(numbers)} MNIST test images"
+        test = fixed_test_mixture(load_mnist(folder, download, splits=("test",))["test"])
+        return test.images[:n], test.numbers[:n], f"{len(test.numbers[:n])} MNIST test images"
+    numbers = fixed_numbers(SPLITS["test"][2], TEST_NUMBER_SEED)[:n]  # what the test set's numbers would be
     generator = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (n, 28, 28), generator=generator, dtype=torch.uint8)
     return images, numbers, f"{n} random images (no MNIST files in {folder})"

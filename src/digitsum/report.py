@@ -127,11 +127,11 @@ def run_source(run_dir: str | os.PathLike) -> ReportSource:
     if not history and not finished:
         raise ReportError(f"{run} has nothing to report: no {HISTORY} or finished model yet; give a run "
                           "directory written by digitsum train, or wait for its first epoch")
-    config = read_json(run / CONFIG, "config") if (run / CONFIG).is_file() else {}
     if not finished:
+        config = read_json(run / CONFIG, "config") if (run / CONFIG).is_file() else {}
         return ReportSource(str(run), config, {}, history, None, in_progress=True)
-    checkpoint = load_checkpoint(run)
-    return ReportSource(str(run), config, checkpoint.metrics, history, checkpoint.model)
+    checkpoint = load_checkpoint(run)  # reads config.json too
+    return ReportSource(str(run), checkpoint.config, checkpoint.metrics, history, checkpoint.model)
 
 
 def checkpoint_source(path: str | os.PathLike | None = None) -> ReportSource:
@@ -198,7 +198,9 @@ def write_report(source: ReportSource, output: str | os.PathLike, data_dir: str 
     from .report_page import render_page
 
     require_matplotlib()
-    tables = model_tables(source.model, load_mnist(data_dir)["test"]) if source.model is not None else None
+    tables = None
+    if source.model is not None:
+        tables = model_tables(source.model, load_mnist(data_dir, splits=("test",))["test"])
     figures = draw_all(source.history, tables)  # [(file name, title, caption, png bytes)]
     page = render_page(source, tables, figures)
     out = Path(output)

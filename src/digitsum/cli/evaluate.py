@@ -23,7 +23,7 @@ def run(args) -> int:
     from ..evaluate import evaluate
 
     checkpoint = load_checkpoint(args.checkpoint)
-    metrics = evaluate(checkpoint.model, load_mnist(args.data_dir)["test"])
+    metrics = evaluate(checkpoint.model, load_mnist(args.data_dir, splits=("test",))["test"])
     if args.json:
         print(json.dumps(metrics))
         return 0
