@@ -107,7 +107,6 @@ class OnnxBackend:
             raise OnnxError(f"{self.name} is not a valid ONNX model ({_reason(error)}); "
                             "export one with digitsum export") from None
         _check_signature(self.session, self.name)
-        self.threads = threads
 
     def __call__(self, images: np.ndarray, numbers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """images float32 (N, 1, 28, 28) normalised, numbers int64 (N,) -> logits (N, 10), (N, 19)."""

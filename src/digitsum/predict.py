@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from .checkpoint import load_checkpoint
+from .evaluate import model_device
 from .mixture import normalize
 from .model import DigitSumNet
 from .preprocess import load_digit
@@ -60,7 +61,7 @@ class TorchBackend:
     def __init__(self, model: DigitSumNet):
         # channels-last: oneDNN's fastest CPU layout (benchmarks/RESULTS.md, inference section)
         self.model = model.eval().to(memory_format=torch.channels_last)
-        self.device = next(model.parameters()).device
+        self.device = model_device(model)
 
     def __call__(self, images: np.ndarray, numbers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """images float32 (N, 1, 28, 28) normalised, numbers int64 (N,) -> logits (N, 10), (N, 19)."""

@@ -82,11 +82,9 @@ class BodyLimit:
             await self.reject(scope, receive, send)
 
     async def reject(self, scope, receive, send):
-        from fastapi.responses import JSONResponse
-
         limit = f"{self.max_bytes / 1e6:g} MB"
         error = f"request body is over the {limit} limit: send a smaller image (a digit needs only a few kB)"
-        await JSONResponse({"error": error}, status_code=413)(scope, receive, send)
+        await _error(413, error)(scope, receive, send)
 
 
 def _error(status: int, message: str):

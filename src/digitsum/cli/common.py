@@ -30,9 +30,15 @@ def add_data_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="folder with the MNIST files (default: $DIGITSUM_DATA, then the cache)")
 
 
+RUNTIMES = ("torch", "onnx")
+
+
 def add_checkpoint(p: argparse.ArgumentParser, onnx: bool = False) -> None:
+    """``--checkpoint``; with ``onnx``, also ``--runtime`` (and .onnx files as checkpoints)."""
     also = "; with --runtime onnx, also an .onnx file" if onnx else ""
     p.add_argument("--checkpoint", help=f"run directory or .safetensors file (default: the bundled model){also}")
+    if onnx:
+        p.add_argument("--runtime", choices=RUNTIMES, default="torch", help="inference runtime (default: torch)")
 
 
 def format_metrics(m: dict) -> str:

@@ -9,8 +9,6 @@ import sys
 from ..config import ConfigError
 from .common import add_checkpoint
 
-RUNTIMES = ("torch", "onnx")
-
 
 def number_arg(value: str) -> int:
     from ..predict import check_number
@@ -31,7 +29,6 @@ def add(sub) -> None:
     p.add_argument("--manifest", metavar="FILE.csv",
                    help="CSV with a header and the columns image,number (paths relative to the CSV's folder)")
     add_checkpoint(p, onnx=True)
-    p.add_argument("--runtime", choices=RUNTIMES, default="torch", help="inference runtime (default: torch)")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object per image: image, number, digit, sum, digit_probability, "
                    "sum_probability (or error, for a manifest row that failed)")

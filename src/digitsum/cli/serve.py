@@ -49,8 +49,6 @@ def add(sub) -> None:
                    help="port to listen on, 0 for any free one (default: 8000)")
     p.add_argument("--max-body-mb", type=megabytes, default=5.0,
                    help="largest request body accepted, in MB; bigger ones get 413 (default: 5)")
-    p.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
-                   help="inference runtime (default: torch)")
     p.add_argument("--max-batch", type=int_in(1), default=MAX_BATCH, help="most requests answered by one model call; "
                    f"requests that arrive while the model runs wait for the next call (default: {MAX_BATCH}; "
                    "1: one call per request)")
