@@ -9,7 +9,7 @@ the core of a stroke as 1.
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import ExifTags, Image, ImageOps
 
 MIN_CONTRAST = 40  # ink must differ from the background by this much (0-255) to count
 INK_FLOOR, INK_FULL = 0.2, 0.8  # of the peak contrast: below is background, above is full ink
@@ -29,7 +29,7 @@ def grey_alpha(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
         return np.asarray(image.convert("L"), dtype=np.float32), None
     has_alpha = image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info
     rgba = image.convert("RGBA") if has_alpha else image.convert("RGB")
-    grey = np.asarray(rgba.convert("RGB").convert("L"), dtype=np.float32)
+    grey = np.asarray(rgba.convert("L"), dtype=np.float32)  # Pillow's RGBA -> L ignores alpha
     if not has_alpha:
         return grey, None
     alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255.0
@@ -67,7 +67,6 @@ def background_surface(x: np.ndarray) -> np.ndarray:
     tx = np.tile((np.arange(g) + 0.5) * tw / w - 0.5, g)
     terms = np.stack([np.ones_like(ty), ty, tx, ty * ty, ty * tx, tx * tx], 1)  # (g*g, 6)
     keep = np.ones(len(levels), dtype=bool)
-    coef = np.array([np.median(levels), 0, 0, 0, 0, 0])
     for _ in range(3):
         if keep.sum() < 12:  # too few tiles for a surface: a flat background
             coef = np.array([np.median(levels[keep]), 0, 0, 0, 0, 0])
@@ -83,8 +82,10 @@ def background_surface(x: np.ndarray) -> np.ndarray:
 
 def find_ink(image: Image.Image) -> np.ndarray:
     """Ink (H, W) float32 0-1 on a 0 background, all zero when there is none."""
-    try:
-        image = ImageOps.exif_transpose(image)  # a phone photo's rotation
+    try:  # a phone photo's rotation; exif_transpose copies even an unrotated image, so ask first
+        image.load()  # a PNG may keep its EXIF after the pixels
+        if image.getexif().get(ExifTags.Base.Orientation, 1) != 1:
+            image = ImageOps.exif_transpose(image)
     except Exception:  # noqa: BLE001 - a broken EXIF block loses only its rotation
         pass
     factor = max(image.size) // WORK_SIDE
