@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import http.server
+import os
 import threading
 from pathlib import Path
 
@@ -69,6 +70,9 @@ def test_falls_back_to_the_next_mirror(server, folder, mnist):
     assert load_split(folder, "test").labels.tolist() == mnist["test"].labels.tolist()
     assert Handler.requests == [f"/missing/{NAME}.gz", f"/good/{NAME}.gz"]
     assert leftovers(folder) == []
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (folder / f"{NAME}.gz").stat().st_mode & 0o777 == 0o666 & ~umask  # readable like any file, not 0600
 
 
 def test_wrong_digest_moves_on_and_leaves_nothing(server, folder):

@@ -14,7 +14,6 @@ import gzip
 import hashlib
 import http.client
 import os
-import tempfile
 import urllib.request
 import zlib
 from dataclasses import dataclass
@@ -22,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from .files import atomic_write_bytes
 
 MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -87,12 +88,17 @@ def read_bytes(path: Path) -> bytes:
         raw = path.read_bytes()
     except OSError as error:
         raise DataError(f"{path}: cannot read ({error.strerror})") from None
+    return decompress(raw, str(path))
+
+
+def decompress(raw: bytes, source: str) -> bytes:
+    """``raw`` itself, or its decompressed content if it is gzip data (``source`` names it in errors)."""
     if raw[:2] != b"\x1f\x8b":
         return raw
     try:
         return gzip.decompress(raw)
     except (OSError, EOFError, zlib.error) as error:
-        raise DataError(f"{path}: corrupt or truncated gzip data ({error})") from None
+        raise DataError(f"{source}: corrupt or truncated gzip data ({error})") from None
 
 
 def check_digest(name: str, content: bytes, source: str) -> None:
@@ -161,22 +167,17 @@ def download_file(name: str, folder: Path, mirrors: tuple[str, ...], timeout: fl
     failures = []
     for mirror in mirrors:
         url = f"{mirror}{name}.gz"
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".part")
         try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-                while chunk := resp.read(1 << 16):
-                    out.write(chunk)
-            content = read_bytes(Path(tmp))
+            with urllib.request.urlopen(url, timeout=timeout) as resp:
+                raw = resp.read()  # about 10 MB at most: verified in memory, written only when intact
+            content = decompress(raw, url)
             parse_idx(content, url, IMAGE_MAGIC if "images" in name else LABEL_MAGIC,
                       SPLITS["train" if name.startswith("train") else "test"][2])
             check_digest(name, content, url)
-            os.replace(tmp, folder / f"{name}.gz")
+            atomic_write_bytes(folder / f"{name}.gz", raw)
             return []
         except (OSError, http.client.HTTPException, DataError, ValueError) as error:
             failures.append(f"{url}: {getattr(error, 'reason', error)}")
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
     return failures
 
 
