@@ -56,8 +56,10 @@ def run_trial(command: list[str], out: Path) -> Trial:
     start = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - start
-    if result.returncode != 0:
-        raise RuntimeError(f"{shlex.join(command)} failed: {result.stderr.strip().splitlines()[-1:]}")
+    if result.returncode != 0:  # name the error, not torchrun's closing banner
+        lines = result.stderr.strip().splitlines()
+        reason = [line for line in lines if "Error" in line or "error:" in line][-1:] or lines[-1:]
+        raise RuntimeError(f"{shlex.join(command)} failed (exit {result.returncode}): {reason}")
     history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     config = json.loads((out / "config.json").read_text())
     metrics = json.loads((out / "metrics.json").read_text())
