@@ -35,7 +35,8 @@ import numpy as np
 import torch
 
 from digitsum.checkpoint import load_checkpoint
-from digitsum.export import check_batch, export_onnx
+from digitsum.cli.export import check_batch
+from digitsum.export import export_onnx
 from digitsum.mixture import normalize
 from digitsum.onnx_runtime import OnnxBackend
 from digitsum.predict import TorchBackend

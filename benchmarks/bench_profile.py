@@ -23,11 +23,9 @@ from torch.profiler import ProfilerActivity, profile
 
 from digitsum.config import ModelConfig, TrainConfig
 from digitsum.data import Split, load_mnist
-from digitsum.mixture import NumberMixture
+from digitsum.mixture import NumberMixture, split_train_val
 from digitsum.model import build_model
-from digitsum.rundir import split_train_val
-from digitsum.runtime import set_seed, set_threads
-from digitsum.train import digitsum_loss, make_optimizer
+from digitsum.training.objective import digitsum_loss, make_optimizer
 from notebook import (
     BATCH_SIZE,
     PHASES,
@@ -93,7 +91,7 @@ def profile_digitsum(train: Split, threads: int, steps: int = PROFILE_STEPS, war
     """Steps of epoch 1 of digitsum's default recipe (``TrainConfig()``: its loss, schedule and layout)."""
     cfg = dataclasses.replace(TrainConfig(), threads=threads, limit=limit)
     train_mix, _ = split_train_val(train, cfg)
-    set_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
     model = build_model(ModelConfig()).to(memory_format=torch.channels_last)
     opt, sched = make_optimizer(model, cfg, train_mix.steps_per_epoch(cfg.batch_size))
     batches = mixture_batches(train_mix.epoch_batches(1, cfg.seed, cfg.batch_size, cfg.max_shift),
@@ -163,7 +161,8 @@ def run(quick: bool = False, data_dir: str | None = None, threads: int = 0) -> s
     """Run the benchmark (``quick``: a smoke run at tiny size) and return its Markdown section."""
     flags = (" --quick" if quick else "") + (f" --threads {threads}" if threads else "")
     command = f"python benchmarks/bench_profile.py{flags}"
-    set_threads(threads)
+    if threads:
+        torch.set_num_threads(threads)
     threads = torch.get_num_threads()
     train = load_mnist(data_dir)["train"]
     if quick:

@@ -31,10 +31,10 @@ from bench_time_to_accuracy import Point, pct, score, time_to, when
 from digitsum.config import ModelConfig, TrainConfig
 from digitsum.data import load_mnist
 from digitsum.evaluate import fixed_test_mixture
+from digitsum.mixture import split_train_val
 from digitsum.model import build_model
-from digitsum.rundir import split_train_val
-from digitsum.runtime import set_seed, set_threads
-from digitsum.train import make_optimizer, train_epoch
+from digitsum.training.epoch import train_epoch
+from digitsum.training.objective import make_optimizer
 from notebook import mixture_batches, run_epoch
 
 ROUNDS, STEPS, WARMUP_STEPS = 5, 40, 10
@@ -72,7 +72,7 @@ EARLY_VARIANTS = [DEFAULT, Variant("concat fusion", fusion="concat"), Variant("w
 
 def build(v: Variant, cfg: TrainConfig, steps_per_epoch: int):
     """(model, optimizer, schedule) of ``v``, initialised from ``cfg.seed``."""
-    set_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
     model = build_model(ModelConfig(fusion=v.fusion))
     blocks = model.image_branch
     if v.conv2_kernel != 3:
@@ -153,7 +153,8 @@ def render(times: dict[str, list[float]], early: dict[str, list[Point]], threads
 
 def run(quick: bool = False, data_dir: str | None = None, threads: int = 0) -> str:
     """Run the benchmark (``quick``: a smoke run at tiny size) and return its Markdown section."""
-    set_threads(threads)
+    if threads:
+        torch.set_num_threads(threads)
     flags = (" --quick" if quick else "") + (f" --threads {threads}" if threads else "")
     size = QUICK if quick else {}
     cfg = TrainConfig(limit=size.get("limit", 0), val_size=size.get("val_size", TrainConfig.val_size))

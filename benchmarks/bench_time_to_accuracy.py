@@ -5,7 +5,7 @@ scored on the MNIST test set with its fixed numbers (``digitsum.evaluate.infer``
 outside the timed part. digitsum is also scored after every tenth of its first epoch (through
 ``train``'s ``on_step`` hook, whose time ``train`` excludes from the epoch's seconds): most of a
 fast recipe's accuracy comes within that epoch. The notebook's seconds are its training loop's;
-digitsum's are ``EpochRecord.seconds`` and ``StepDone.seconds`` from ``digitsum.train.train`` with
+digitsum's are ``EpochRecord.seconds`` and ``StepDone.seconds`` from ``digitsum.training.train`` with
 ``TrainConfig()``'s defaults, so the figure is exactly what ``digitsum train`` does. A "time to"
 is the cumulative training time of the first scored point that reaches the target on digit AND
 sum.
@@ -24,9 +24,8 @@ import torch
 from digitsum.config import ModelConfig, TrainConfig
 from digitsum.data import load_mnist
 from digitsum.evaluate import accuracy, fixed_test_mixture, infer
-from digitsum.rundir import split_train_val
-from digitsum.runtime import set_threads
-from digitsum.train import train
+from digitsum.mixture import split_train_val
+from digitsum.training import train
 from notebook import EPOCHS, train_notebook
 
 TARGETS = {0.990: "", 0.995: " (target <= 180 s on 2 cores)"}  # accuracy -> what the README promises
@@ -66,7 +65,8 @@ def measure(data_dir: str | None = None, threads: int = 0, limit: int = 0, noteb
     applied to it). ``limit`` (training images) and ``test`` (test images) shrink the run for smoke
     tests; 0 means all, as the benchmark runs them.
     """
-    set_threads(threads)
+    if threads:
+        torch.set_num_threads(threads)
     threads = torch.get_num_threads()
     data = load_mnist(data_dir)
     test_mix, stop = fixed_test_mixture(data["test"]), test or None

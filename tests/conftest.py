@@ -34,7 +34,7 @@ def mnist(mnist_dir):
 @pytest.fixture(scope="session")
 def small_run(mnist_dir, tmp_path_factory) -> Path:
     """A real training run on the first 8,000 MNIST images (a few seconds of CPU)."""
-    from digitsum.train import train
+    from digitsum.training import train
 
     out = tmp_path_factory.mktemp("runs") / "small"
     cfg = TrainConfig(epochs=3, batch_size=64, limit=8000, threads=1, seed=0)  # 1 thread: leaves torch at 1

@@ -78,7 +78,7 @@ def test_only_the_splits_asked_for_are_loaded(mnist_dir, mnist):
 def test_raw_files_load_like_gzip(mnist_dir, tmp_path, mnist):
     name = "t10k-labels-idx1-ubyte"
     (tmp_path / name).write_bytes(gzip.decompress((mnist_dir / f"{name}.gz").read_bytes()))
-    assert load_file(tmp_path, name, 10000).tolist() == mnist["test"].labels.tolist()
+    assert load_file(tmp_path, name).tolist() == mnist["test"].labels.tolist()
 
 
 def test_digest_mismatch_names_the_file(mnist_dir, tmp_path):
@@ -87,14 +87,14 @@ def test_digest_mismatch_names_the_file(mnist_dir, tmp_path):
     content[100] = (content[100] + 1) % 10  # still a valid IDX file, different content
     (tmp_path / name).write_bytes(bytes(content))
     with pytest.raises(DataError, match=rf"{name}: SHA-256 .* expected {DIGESTS[name][:12]}"):
-        load_file(tmp_path, name, 10000)
+        load_file(tmp_path, name)
 
 
 def test_truncated_gzip_is_named(mnist_dir, tmp_path):
     name = "t10k-labels-idx1-ubyte"
     (tmp_path / f"{name}.gz").write_bytes((mnist_dir / f"{name}.gz").read_bytes()[:2000])
     with pytest.raises(DataError, match=rf"{name}.gz: corrupt or truncated gzip"):
-        load_file(tmp_path, name, 10000)
+        load_file(tmp_path, name)
 
 
 def test_missing_file_is_named(mnist_dir, tmp_path):

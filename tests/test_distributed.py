@@ -11,11 +11,11 @@ import torch
 
 from digitsum.checkpoint import load_checkpoint
 from digitsum.config import ConfigError, ModelConfig, TrainConfig
-from digitsum.distributed import World
 from digitsum.evaluate import accuracy, fixed_test_mixture, infer
-from digitsum.mixture import NumberMixture
+from digitsum.mixture import NumberMixture, split_train_val
 from digitsum.model import build_model
-from digitsum.rundir import split_train_val
+from digitsum.training.distributed import World
+from digitsum.training.epoch import validate
 
 
 def torchrun(*argv: str) -> subprocess.CompletedProcess:
@@ -46,7 +46,7 @@ def test_two_processes_write_one_run_and_print_once(mnist_dir, mnist, tmp_path):
     model = load_checkpoint(out).model
     cfg = TrainConfig.from_dict(json.loads((out / "config.json").read_text())["train"])
     _, val = split_train_val(mnist["train"], cfg)
-    assert World().validate(model, val) == (record["val_digit_accuracy"], record["val_sum_accuracy"])
+    assert validate(World(), model, val) == (record["val_digit_accuracy"], record["val_sum_accuracy"])
     test = fixed_test_mixture(mnist["test"])
     assert accuracy(infer(model, test).digits, test.labels) == metrics["digit_accuracy"]
 
@@ -80,7 +80,7 @@ def test_single_process_world_validates_like_evaluate(mnist):
     model = build_model(ModelConfig())  # a real network; whether it is trained does not matter here
     mix = NumberMixture.fixed(mnist["test"].images[:500], mnist["test"].labels[:500], seed=5)
     out = infer(model, mix)
-    assert World().validate(model, mix) == (accuracy(out.digits, mix.labels),
+    assert validate(World(), model, mix) == (accuracy(out.digits, mix.labels),
                                             accuracy(out.sums, mix.labels + mix.numbers))
 
 

@@ -13,9 +13,11 @@ import torch
 from PIL import Image
 
 from digitsum.checkpoint import load_checkpoint
-from digitsum.export import TOLERANCE, ExportError, check_batch, default_onnx_cache, describe, export_onnx
+from digitsum.cli.export import check_batch
+from digitsum.errors import ExportError, OnnxError
+from digitsum.export import TOLERANCE, default_onnx_cache, describe, export_onnx, random_check_batch
 from digitsum.mixture import normalize
-from digitsum.onnx_runtime import OnnxBackend, OnnxError
+from digitsum.onnx_runtime import OnnxBackend
 from digitsum.predict import TorchBackend, load_model
 from helpers import assert_one_line_error, encode, run_cli
 
@@ -225,9 +227,10 @@ def test_serve_runtime_onnx_answers_like_torch(exported, small_run, mnist):
     assert [d for d, _ in answers["onnx"]] == mnist["test"].labels[:4].tolist()
 
 
-def test_first_use_export_checks_on_random_images_when_mnist_is_absent(tmp_path, monkeypatch, mnist):
-    monkeypatch.setenv("DIGITSUM_DATA", str(tmp_path))  # an empty folder: nothing to read, nothing downloaded
-    images, numbers, what = check_batch(download=False, n=50)
+def test_without_mnist_the_export_checks_on_seeded_random_images(tmp_path, mnist):
+    images, numbers, what = check_batch(str(tmp_path), 50)  # an empty folder: nothing read, nothing downloaded
     assert images.shape == (50, 28, 28) and images.dtype == torch.uint8 and numbers.shape == (50,)
-    assert what.startswith("50 random images") and not (images == mnist["test"].images[:50]).all()
-    assert list(tmp_path.iterdir()) == []
+    assert what == f"50 seeded random images (no MNIST files in {tmp_path})"
+    assert not (images == mnist["test"].images[:50]).all() and list(tmp_path.iterdir()) == []
+    again, again_numbers, _ = random_check_batch(50)
+    assert torch.equal(images, again) and torch.equal(numbers, again_numbers)  # the same on every machine

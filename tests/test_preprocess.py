@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter, PngImagePlugin
 
-from digitsum import preprocess
-from digitsum.preprocess import ImageError, open_image, to_mnist
-from digitsum.strokes import stroke_width
+from digitsum.preprocess import ImageError, decode, open_image, to_mnist
+from digitsum.preprocess.strokes import stroke_width
 from helpers import encode, png_header
 
 
@@ -181,7 +180,7 @@ def test_a_huge_declared_size_is_refused_before_decoding(monkeypatch, tmp_path, 
 
 
 def test_the_pixel_cap_applies_to_pil_images_and_arrays(monkeypatch):
-    monkeypatch.setattr(preprocess, "MAX_PIXELS", 100)
+    monkeypatch.setattr(decode, "MAX_PIXELS", 100)
     with pytest.raises(ImageError, match="11x10 pixels"):
         open_image(Image.new("L", (11, 10)))
     with pytest.raises(ImageError, match="11x10 pixels"):

@@ -14,9 +14,10 @@ from digitsum.cli import main
 from digitsum.data import Split
 from digitsum.evaluate import Outputs, evaluate
 from digitsum.mixture import NumberMixture
-from digitsum.report import ReportSource, checkpoint_source, confident_mistakes, confusion, model_tables
-from digitsum.report_figures import FIGURE_FILES
-from digitsum.report_page import render_page
+from digitsum.report.figures import FIGURE_FILES
+from digitsum.report.page import render_page
+from digitsum.report.source import ReportSource, checkpoint_source
+from digitsum.report.tables import confident_mistakes, confusion, model_tables
 from helpers import assert_one_line_error, run_cli
 
 

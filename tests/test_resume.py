@@ -14,11 +14,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from digitsum import resume
 from digitsum.cli import main
 from digitsum.config import ModelConfig, TrainConfig
 from digitsum.model import build_model
-from digitsum.train import make_optimizer, train
+from digitsum.training import state as resume_state
+from digitsum.training import store, train
+from digitsum.training.objective import make_optimizer
 
 RECIPE = {"limit": 3000, "epochs": 3, "batch_size": 64, "val_size": 1000, "threads": 1, "seed": 0}
 STEPS = 3000 // 64  # optimizer steps per epoch
@@ -94,7 +95,7 @@ def test_killed_mid_epoch_then_resumed_ends_bitwise_equal(uninterrupted, mnist_d
     assert killed.returncode == -signal.SIGKILL
     run = tmp_path / "killed"
     assert len(history(run)) == 1  # killed during epoch 2
-    assert [p.name for p in resume.complete_states(run)] == [f"step-{STEPS:07d}"]
+    assert [p.name for p in store.complete_states(run)] == [f"step-{STEPS:07d}"]
     saved = load_file(run / "resume" / f"step-{STEPS:07d}" / "state.safetensors")
     for name, tensor in weights[1].items():  # weights and batch-norm buffers, num_batches_tracked included
         assert torch.equal(saved[f"model.{name}"], tensor), name
@@ -110,7 +111,7 @@ def test_ctrl_c_stops_between_steps_and_says_how_to_resume(stopped):
     assert result.returncode == 130
     assert "Traceback" not in result.stderr
     assert f"Resume with: digitsum train --resume {run}" in result.stderr
-    newest = resume.complete_states(run)[0]
+    newest = store.complete_states(run)[0]
     step = json.loads((newest / "state.json").read_text())["step"]
     assert STEPS < int(newest.name.removeprefix("step-")) < 2 * STEPS  # saved mid-epoch 2, not at its start
     assert step > 0 and len(history(run)) == 1
@@ -130,7 +131,7 @@ def test_resumed_after_ctrl_c_ends_bitwise_equal(stopped, uninterrupted, mnist_d
 def test_damaged_state_is_one_line_error_and_the_previous_one_still_resumes(stopped, uninterrupted, mnist_dir,
                                                                             tmp_path, capsys):
     run = Path(shutil.copytree(stopped[0], tmp_path / "run"))
-    newest, previous = resume.complete_states(run)
+    newest, previous = store.complete_states(run)
     blob = newest / "state.safetensors"
     blob.write_bytes(blob.read_bytes()[: blob.stat().st_size // 2])  # truncated
     code, _, err = resume_cli(capsys, run, mnist_dir)
@@ -150,36 +151,36 @@ def test_damaged_state_is_one_line_error_and_the_previous_one_still_resumes(stop
 
 def test_a_folder_left_half_written_is_ignored(stopped, tmp_path):
     run = Path(shutil.copytree(stopped[0], tmp_path / "run"))
-    newest = resume.complete_states(run)[0]
+    newest = store.complete_states(run)[0]
     partial = run / "resume" / ".step-9999999.x1y2.tmp"  # what a kill during a write leaves
     partial.mkdir()
     (partial / "state.safetensors").write_bytes((newest / "state.safetensors").read_bytes()[:1000])
-    folder, meta, blob = resume.read_newest(run)
+    folder, meta, blob = store.read_newest(run)
     assert folder == newest
-    assert resume.parse_state(folder, meta, blob).meta["step"] > 0
+    assert store.parse_state(folder, meta, blob).meta["step"] > 0
 
 
 def tiny_state(tmp_path: Path, step: int):
     """A real model, optimizer and schedule, encoded as the state after ``step`` steps."""
     model = build_model(ModelConfig())
     opt, sched = make_optimizer(model, TrainConfig(), 10)
-    state = resume.RunState(tally=resume.EpochTally.start(torch.device("cpu"), step))
-    return resume.encode(model, opt, sched, state, step, {"model": {}})
+    state = resume_state.RunState(tally=resume_state.EpochTally.start(torch.device("cpu"), step))
+    return resume_state.encode(model, opt, sched, state, step, {"model": {}})
 
 
 def test_a_failed_write_leaves_the_previous_states_intact(tmp_path, monkeypatch):
     for step in (1, 2, 3):
-        resume.save_state(tmp_path, *tiny_state(tmp_path, step))
-    assert [p.name for p in resume.complete_states(tmp_path)] == ["step-0000003", "step-0000002"]  # two kept
-    before = {p.name: (p / "state.safetensors").read_bytes() for p in resume.complete_states(tmp_path)}
+        store.save_state(tmp_path, *tiny_state(tmp_path, step))
+    assert [p.name for p in store.complete_states(tmp_path)] == ["step-0000003", "step-0000002"]  # two kept
+    before = {p.name: (p / "state.safetensors").read_bytes() for p in store.complete_states(tmp_path)}
 
     def disk_full(path, data):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(resume, "atomic_write_bytes", disk_full)
+    monkeypatch.setattr(store, "atomic_write_bytes", disk_full)
     with pytest.raises(OSError):
-        resume.save_state(tmp_path, *tiny_state(tmp_path, 4))
-    assert {p.name: (p / "state.safetensors").read_bytes() for p in resume.complete_states(tmp_path)} == before
+        store.save_state(tmp_path, *tiny_state(tmp_path, 4))
+    assert {p.name: (p / "state.safetensors").read_bytes() for p in store.complete_states(tmp_path)} == before
     assert not [p for p in (tmp_path / "resume").iterdir() if p.name.startswith(".")]  # no temporary folder left
 
 
@@ -234,10 +235,10 @@ def test_restored_moments_take_their_parameters_memory_layout(tmp_path):
     digits, sums = model(torch.randn(4, 1, 28, 28), torch.tensor([1, 2, 3, 4]))
     (digits.sum() + sums.sum()).backward()
     opt.step()
-    state = resume.RunState(tally=resume.EpochTally.start(torch.device("cpu"), 1))
-    resume.save_state(tmp_path, *resume.encode(model, opt, sched, state, 1, {"model": {}}))
+    state = resume_state.RunState(tally=resume_state.EpochTally.start(torch.device("cpu"), 1))
+    store.save_state(tmp_path, *resume_state.encode(model, opt, sched, state, 1, {"model": {}}))
     model, opt, sched = channels_last_model()
-    resume.restore(resume.parse_state(*resume.read_newest(tmp_path)), model, opt, sched)
+    resume_state.restore(store.parse_state(*store.read_newest(tmp_path)), model, opt, sched)
     conv = model.image_branch[1][0].weight  # 32 x 16 x 3 x 3: channels-last differs from contiguous
     assert not conv.is_contiguous()
     assert opt.state[conv]["exp_avg"].stride() == conv.stride() == opt.state[conv]["exp_avg_sq"].stride()

@@ -15,11 +15,11 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from digitsum.batcher import MicroBatcher
 from digitsum.cli import main
 from digitsum.predict import Predictor, load_model
 from digitsum.preprocess import open_image, to_mnist
 from digitsum.serve import create_app
+from digitsum.serve.batcher import MicroBatcher
 from helpers import png_header
 
 

@@ -9,9 +9,10 @@ import pytest
 from safetensors.torch import load_file
 
 from digitsum.config import ModelConfig, TrainConfig
+from digitsum.errors import RunDirError
 from digitsum.model import build_model
-from digitsum.rundir import RunDirError
-from digitsum.train import make_optimizer, train
+from digitsum.training import train
+from digitsum.training.objective import make_optimizer
 
 EPOCH_KEYS = {"epoch", "train_loss", "train_digit_accuracy", "train_sum_accuracy",
               "val_digit_accuracy", "val_sum_accuracy", "seconds"}

@@ -18,15 +18,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from .config import ConfigError, ModelConfig
-from .files import atomic_write_bytes
+from .config import ModelConfig
+from .errors import CheckpointError, ConfigError
+from .files import CONFIG, METRICS, WEIGHTS, atomic_write_bytes
 from .model import DigitSumNet, build_model
-
-WEIGHTS, CONFIG, METRICS = "model.safetensors", "config.json", "metrics.json"
-
-
-class CheckpointError(Exception):
-    """A checkpoint is missing, unreadable, corrupt, or its config does not fit its weights."""
 
 
 @dataclass

@@ -1,15 +1,15 @@
-"""Frozen configuration dataclasses: the one home of digitsum's defaults."""
+"""The task's sizes and the frozen configuration dataclasses: the one home of digitsum's defaults."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from .errors import ConfigError
+
+NUM_DIGITS, NUM_NUMBERS, NUM_SUMS = 10, 10, 19  # a digit 0-9 and a number 0-9 in; the digit and a sum 0-18 out
 ARCHS = ("default", "seed")
 FUSIONS = ("product", "concat")
-
-
-class ConfigError(ValueError):
-    """A configuration value is out of range."""
+DEVICES = "cpu, cuda, cuda:N, mps or auto"
 
 
 def _check(condition: bool, message: str) -> None:

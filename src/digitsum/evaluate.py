@@ -1,4 +1,9 @@
-"""Inference over a mixture, and the metrics digitsum reports."""
+"""Inference over a mixture, and the metrics digitsum reports.
+
+``infer`` gives a model's probabilities on an evaluation mixture; ``metrics`` turns predictions
+into digitsum's report card; ``evaluate`` is the two on the MNIST test set with its fixed
+numbers, plus every test image with every number ("all pairs").
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,10 @@ from dataclasses import dataclass
 
 import torch
 
-from .data import Split
+from .config import NUM_DIGITS, NUM_NUMBERS
 from .mixture import TEST_NUMBER_SEED, NumberMixture, normalize
 from .model import DigitSumNet
+from .runtime import evaluating
 
 
 @dataclass
@@ -34,14 +40,15 @@ def model_device(model: torch.nn.Module) -> torch.device:
 @torch.inference_mode()
 def infer(model: DigitSumNet, mixture: NumberMixture, batch_size: int = 2000,
           start: int = 0, stop: int | None = None) -> Outputs:
-    """Probabilities for items ``start:stop`` of an evaluation mixture (model in eval mode)."""
-    model.eval()
+    """Probabilities for items ``start:stop`` of an evaluation mixture (in evaluation mode; the model's
+    own mode is put back afterwards)."""
     device = model_device(model)
     digit, total = [], []
-    for batch in mixture.batches(batch_size, start, stop):
-        d, s = model(batch.images.to(device), batch.numbers.to(device))
-        digit.append(d.softmax(1).float().cpu())
-        total.append(s.softmax(1).float().cpu())
+    with evaluating(model):
+        for batch in mixture.batches(batch_size, start, stop):
+            d, s = model(batch.images.to(device), batch.numbers.to(device))
+            digit.append(d.softmax(1).float().cpu())
+            total.append(s.softmax(1).float().cpu())
     return Outputs(torch.cat(digit), torch.cat(total))
 
 
@@ -51,41 +58,56 @@ def all_pairs_sums(model: DigitSumNet, images: torch.Tensor, batch_size: int = 2
 
     The image branch runs once per image; only the heads run for each of the ten numbers.
     """
-    model.eval()
     device = model_device(model)
     out = []
-    for i in range(0, len(images), batch_size):
-        feats = model.features(normalize(images[i : i + batch_size]).to(device))  # (B, F)
-        b = len(feats)
-        numbers = torch.arange(10, device=device).repeat(b)  # (B*10,)
-        _, sums = model.heads(feats.repeat_interleave(10, 0), numbers)  # (B*10, 19)
-        out.append(sums.argmax(1).view(b, 10).cpu())
+    with evaluating(model):
+        for i in range(0, len(images), batch_size):
+            feats = model.features(normalize(images[i : i + batch_size]).to(device))  # (B, F)
+            b = len(feats)
+            numbers = torch.arange(NUM_NUMBERS, device=device).repeat(b)  # (B*10,)
+            _, sums = model.heads(feats.repeat_interleave(NUM_NUMBERS, 0), numbers)  # (B*10, 19)
+            out.append(sums.argmax(1).view(b, NUM_NUMBERS).cpu())
     return torch.cat(out)
 
 
 def accuracy(predicted: torch.Tensor, truth: torch.Tensor) -> float:
-    return int((predicted == truth).sum()) / truth.numel()
+    """The share of ``predicted`` equal to ``truth`` (NaN for none)."""
+    return int((predicted == truth).sum()) / truth.numel() if truth.numel() else float("nan")
 
 
-def fixed_test_mixture(test: Split) -> NumberMixture:
-    """The MNIST test set with its fixed numbers: the same pairs for every model."""
+def metrics(digits: torch.Tensor, sums: torch.Tensor, truth: torch.Tensor, numbers: torch.Tensor) -> dict:
+    """digitsum's report card for predicted ``digits`` and ``sums`` (N,) of images whose true digits are
+    ``truth`` (N,), each paired with its number (N,):
+
+    * ``digit_accuracy``: predicted digit = true digit; ``sum_accuracy``: predicted sum = true digit + number;
+    * ``consistency``: predicted sum = predicted digit + number, right or wrong;
+    * ``per_digit_accuracy``: digit accuracy over the images of each true digit ("0" to "9").
+    """
+    return {
+        "n": len(truth),
+        "digit_accuracy": accuracy(digits, truth),
+        "sum_accuracy": accuracy(sums, truth + numbers),
+        "consistency": accuracy(sums, digits + numbers),
+        "per_digit_accuracy": {str(d): accuracy(digits[truth == d], truth[truth == d]) for d in range(NUM_DIGITS)},
+    }
+
+
+def all_pairs_accuracy(pair_sums: torch.Tensor, truth: torch.Tensor) -> float:
+    """The share of right sums (N, 10) when each image of true digit ``truth`` (N,) meets every number 0-9."""
+    return accuracy(pair_sums, truth[:, None] + torch.arange(NUM_NUMBERS)[None, :])
+
+
+def fixed_test_mixture(test) -> NumberMixture:
+    """The MNIST test set (a ``data.Split``) with its fixed numbers: the same pairs for every model."""
     return NumberMixture.fixed(test.images, test.labels, TEST_NUMBER_SEED)
 
 
-def evaluate(model: DigitSumNet, test: Split) -> dict:
-    """digitsum's report card on the test set (numbers fixed by TEST_NUMBER_SEED)."""
+def evaluate(model: DigitSumNet, test) -> dict:
+    """digitsum's report card on the MNIST test set (numbers fixed by TEST_NUMBER_SEED), all pairs included."""
     mixture = fixed_test_mixture(test)
     out = infer(model, mixture)
-    digits, numbers = mixture.labels, mixture.numbers
     pairs = all_pairs_sums(model, mixture.images)  # (N, 10)
-    pair_truth = digits[:, None] + torch.arange(10)[None, :]
-    per_digit = {str(d): accuracy(out.digits[digits == d], digits[digits == d]) for d in range(10)}
-    return {
-        "n": len(mixture),
-        "digit_accuracy": accuracy(out.digits, digits),
-        "sum_accuracy": accuracy(out.sums, digits + numbers),
-        "consistency": accuracy(out.sums, out.digits + numbers),
-        "all_pairs_sum_accuracy": accuracy(pairs, pair_truth),
-        "all_pairs_n": pairs.numel(),
-        "per_digit_accuracy": per_digit,
-    }
+    card = metrics(out.digits, out.sums, mixture.labels, mixture.numbers)
+    per_digit = card.pop("per_digit_accuracy")  # keeps the order of the keys evaluate --json has always had
+    return {**card, "all_pairs_sum_accuracy": all_pairs_accuracy(pairs, mixture.labels), "all_pairs_n": pairs.numel(),
+            "per_digit_accuracy": per_digit}

@@ -5,10 +5,12 @@ and ``number`` int64 (batch,), and two outputs, ``digit_logits`` (batch, 10) and
 ``sum_logits`` (batch, 19); the batch axis is dynamic. The checkpoint's config and
 metrics travel in the graph's metadata, so an .onnx file can be served on its own.
 
-Every export is run by onnxruntime against torch on real images before it is written;
-the file appears (atomically) only if the two agree. ``load_onnx`` is the onnx runtime's
-entry point for ``predict.load_model``: an .onnx file as it is, or a checkpoint exported
-once to a cache named after its weights.
+Every export is run by onnxruntime against torch on check images before it is written;
+the file appears (atomically) only if the two agree. ``digitsum export`` checks on MNIST test
+images when they are at hand; a first-use export (below) and an export without MNIST check on
+seeded random images (the check is of arithmetic: both runtimes must compute the same logits).
+``load_onnx`` is the onnx runtime's entry point for ``predict.load_model``: an .onnx file as it
+is, or a checkpoint exported once to a cache named after its weights.
 """
 
 from __future__ import annotations
@@ -25,20 +27,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import WEIGHTS, load_checkpoint
-from .data import SPLITS, default_cache_dir, load_mnist, missing_files, resolve_data_dir
-from .evaluate import fixed_test_mixture
-from .files import atomic_write_bytes
-from .mixture import TEST_NUMBER_SEED, fixed_numbers, normalize
-from .onnx_runtime import INPUTS, OUTPUTS, OnnxBackend, OnnxError
+from .checkpoint import load_checkpoint
+from .config import NUM_NUMBERS
+from .errors import ExportError, OnnxError, require
+from .files import WEIGHTS, atomic_write_bytes, cache_dir
+from .mixture import normalize
+from .onnx_runtime import INPUTS, OUTPUTS, OnnxBackend
 
 OPSET = 18
 TOLERANCE = 1e-4  # largest accepted |onnxruntime - torch| over both outputs' logits
-CHECK_IMAGES = 1000  # test images the export is checked on
+CHECK_IMAGES = 1000  # images an export is checked on
+CHECK_SEED = 0  # seeds the random check images
 
-
-class ExportError(ValueError):
-    """An export failed, or onnxruntime and torch disagree on its outputs: nothing was written."""
 
 
 @contextlib.contextmanager
@@ -57,11 +57,8 @@ def _quiet_exporter():
 
 def to_onnx(model: torch.nn.Module, metadata: dict[str, str] | None = None):
     """The model (evaluation mode, on the CPU) as an ``onnx.ModelProto`` with a dynamic batch axis."""
-    try:
-        import onnx  # noqa: F401
-        import onnxscript  # noqa: F401
-    except ImportError:
-        raise ExportError("ONNX export needs onnx and onnxscript: pip install 'digitsum[onnx]'") from None
+    require("onnx", "onnx", "ONNX export")
+    require("onnxscript", "onnx", "ONNX export")
     model = copy.deepcopy(model).cpu().eval()
     example = (torch.zeros(2, 1, 28, 28), torch.zeros(2, dtype=torch.int64))  # batch 2: 0 and 1 get specialised
     batch = torch.export.Dim("batch")
@@ -128,19 +125,13 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, check_images: t
     return diff
 
 
-def check_batch(data_dir: str | os.PathLike | None = None, n: int = CHECK_IMAGES,
-                download: bool = True) -> tuple[torch.Tensor, torch.Tensor, str]:
-    """(uint8 images (n, 28, 28), int64 numbers (n,), what they are) to check an export on:
-    the first ``n`` MNIST test images with their fixed test numbers. With ``download=False``
-    and no MNIST files at hand, seeded random images stand in (the check is of arithmetic)."""
-    folder = resolve_data_dir(data_dir)
-    if download or not missing_files(folder):
-        test = fixed_test_mixture(load_mnist(folder, download, splits=("test",))["test"])
-        return test.images[:n], test.numbers[:n], f"{len(test.numbers[:n])} MNIST test images"
-    numbers = fixed_numbers(SPLITS["test"][2], TEST_NUMBER_SEED)[:n]  # what the test set's numbers would be
-    generator = torch.Generator().manual_seed(0)
+def random_check_batch(n: int = CHECK_IMAGES) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """(uint8 images (n, 28, 28), int64 numbers (n,), what they are): seeded random images and numbers,
+    to check an export's arithmetic where no MNIST files are at hand (the same on every machine)."""
+    generator = torch.Generator().manual_seed(CHECK_SEED)
     images = torch.randint(0, 256, (n, 28, 28), generator=generator, dtype=torch.uint8)
-    return images, numbers, f"{n} random images (no MNIST files in {folder})"
+    numbers = torch.randint(0, NUM_NUMBERS, (n,), generator=generator)
+    return images, numbers, f"{n} seeded random images"
 
 
 def describe(checkpoint) -> dict[str, str]:
@@ -157,7 +148,7 @@ def default_onnx_cache(checkpoint_path: str | os.PathLike) -> Path:
         digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
     except OSError as error:
         raise ExportError(f"cannot read checkpoint weights {weights}: {error.strerror or error}") from None
-    return default_cache_dir().parent / "onnx" / f"{digest}.onnx"
+    return cache_dir("onnx") / f"{digest}.onnx"
 
 
 def load_onnx(path: str | os.PathLike | None = None, threads: int | None = None) -> tuple[OnnxBackend, dict, dict]:
@@ -174,7 +165,10 @@ def load_onnx(path: str | os.PathLike | None = None, threads: int | None = None)
     if cache.is_file():
         with contextlib.suppress(OnnxError):
             return OnnxBackend(cache, threads), checkpoint.config, checkpoint.metrics
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    images, numbers, _ = check_batch(download=False)
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ExportError(f"cannot create the ONNX cache folder {cache.parent}: {error.strerror}") from None
+    images, numbers, _ = random_check_batch()
     export_onnx(checkpoint.model, cache, images, numbers, describe(checkpoint))
     return OnnxBackend(cache, threads), checkpoint.config, checkpoint.metrics

@@ -1,4 +1,16 @@
-"""Atomic file writing: write to a temporary name in the same folder, then rename."""
+"""The files digitsum writes: their names in a run directory, and writing them atomically.
+
+A run directory (and a checkpoint, which is its model part) holds:
+
+* ``config.json``: model and training config, seed, data digests, versions;
+* ``model.safetensors``: the weights (safetensors: nothing is ever unpickled);
+* ``metrics.jsonl``: one line per epoch; ``metrics.json``: the final test figures;
+* ``calibration.json``: the fitted temperatures and the is-a-digit rule;
+* ``resume/``: while the run is in progress, its resumable states.
+
+Every file is written to a temporary name in the same folder, then renamed, so that readers
+see the old file or the new one, never half of one.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +18,18 @@ import json
 import os
 import tempfile
 from pathlib import Path
+
+from .errors import WriteError
+
+CONFIG, WEIGHTS, HISTORY, METRICS = "config.json", "model.safetensors", "metrics.jsonl", "metrics.json"
+CALIBRATION, RESUME = "calibration.json", "resume"
+RUN_FILES = (CONFIG, WEIGHTS, HISTORY, METRICS, CALIBRATION, RESUME)
+
+
+def cache_dir(name: str) -> Path:
+    """digitsum's user cache folder ``name``: ``$XDG_CACHE_HOME/digitsum/<name>`` (``~/.cache/digitsum/<name>``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "digitsum" / name
 
 
 def _umask() -> int:
@@ -18,9 +42,13 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never half.
 
     The file gets the usual permissions (0666 less the umask), not mkstemp's private 0600.
+    A failure (a full disk, no permission) is a WriteError naming the file; nothing is left behind.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as error:
+        raise WriteError(f"cannot write {path}: {error.strerror or error}") from None
     try:
         os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as out:
@@ -28,10 +56,17 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, path)
+    except OSError as error:
+        _remove(tmp)
+        raise WriteError(f"cannot write {path}: {error.strerror or error}") from None
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        _remove(tmp)
         raise
+
+
+def _remove(tmp: str) -> None:
+    if os.path.exists(tmp):
+        os.unlink(tmp)
 
 
 def atomic_write_json(path: str | os.PathLike, value) -> None:

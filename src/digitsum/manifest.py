@@ -15,14 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import InputError, ManifestError
 from .predict import BATCH_SIZE, Prediction, Predictor, check_number
 from .preprocess import load_digit
 
 COLUMNS = ("image", "number")
-
-
-class ManifestError(ValueError):
-    """A manifest that cannot be read at all: missing, unreadable, or without its header columns."""
 
 
 @dataclass(frozen=True)
@@ -84,10 +81,10 @@ def predict_rows(predictor: Predictor, rows: list[Row], batch_size: int = BATCH_
         for i, row in enumerate(chunk):
             try:
                 if not row.image:
-                    raise ValueError("row has no image path")
+                    raise InputError("row has no image path")
                 number = check_number(row.number)
                 images.append(load_digit(row.path))  # (28, 28) uint8
-            except ValueError as error:
+            except InputError as error:
                 done[i] = error_record(row.image, _as_written(row.number), error)
                 continue
             good.append(i)

@@ -19,10 +19,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .config import NUM_NUMBERS, TrainConfig
+
 MEAN, STD = 0.1307, 0.3081  # MNIST training-set pixel statistics (on a 0-1 scale)
 VAL_NUMBER_SEED = 1_000_003
 TEST_NUMBER_SEED = 2_000_003
-NUM_DIGITS, NUM_SUMS = 10, 19
 
 
 def normalize(images: torch.Tensor) -> torch.Tensor:
@@ -31,22 +32,34 @@ def normalize(images: torch.Tensor) -> torch.Tensor:
     return x.sub_(MEAN).div_(STD)
 
 
-def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
-    """Translate each uint8 image (B, 28, 28) by up to ``max_shift`` pixels, zero-filled."""
+def draw_shifts(n: int, max_shift: int, generator: torch.Generator) -> torch.Tensor | None:
+    """(n, 2) offsets 0..2*max_shift (row, column) for ``shift``; None when shifting is off."""
     if max_shift <= 0:
+        return None
+    dy = torch.randint(0, 2 * max_shift + 1, (n,), generator=generator)
+    dx = torch.randint(0, 2 * max_shift + 1, (n,), generator=generator)
+    return torch.stack([dy, dx], 1)
+
+
+def shift(images: torch.Tensor, offsets: torch.Tensor | None, max_shift: int) -> torch.Tensor:
+    """Translate each uint8 image (B, 28, 28) by its offset (B, 2) minus ``max_shift`` pixels, zero-filled."""
+    if offsets is None:
         return images
     b, h, w = images.shape
     padded = F.pad(images, (max_shift,) * 4)  # (B, H+2s, W+2s)
-    dy = torch.randint(0, 2 * max_shift + 1, (b,), generator=generator)
-    dx = torch.randint(0, 2 * max_shift + 1, (b,), generator=generator)
-    rows = (dy[:, None] + torch.arange(h))[:, :, None]  # (B, H, 1)
-    cols = (dx[:, None] + torch.arange(w))[:, None, :]  # (B, 1, W)
+    rows = (offsets[:, 0, None] + torch.arange(h))[:, :, None]  # (B, H, 1)
+    cols = (offsets[:, 1, None] + torch.arange(w))[:, None, :]  # (B, 1, W)
     return padded[torch.arange(b)[:, None, None], rows, cols]
+
+
+def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Translate each uint8 image (B, 28, 28) by up to ``max_shift`` pixels, zero-filled."""
+    return shift(images, draw_shifts(len(images), max_shift, generator), max_shift)
 
 
 def fixed_numbers(n: int, seed: int) -> torch.Tensor:
     """``n`` numbers 0-9 drawn from a generator seeded with ``seed``."""
-    return torch.randint(0, 10, (n,), generator=torch.Generator().manual_seed(seed))
+    return torch.randint(0, NUM_NUMBERS, (n,), generator=torch.Generator().manual_seed(seed))
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -117,15 +130,32 @@ class NumberMixture:
         g = epoch_generator(seed, epoch)
         n = len(self)
         order = torch.randperm(n, generator=g)
-        numbers = torch.randint(0, 10, (n,), generator=g)
+        numbers = torch.randint(0, NUM_NUMBERS, (n,), generator=g)
         global_batch = batch_size * world_size
+        mine = slice(rank, None, world_size)
         for i in range(0, n - global_batch + 1 if n >= global_batch else 1, global_batch):
             chunk = torch.arange(i, min(i + global_batch, n))
-            shifted = random_shift(self.images[order[chunk]], max_shift, g)
-            mine = slice(rank, None, world_size)
+            offsets = draw_shifts(len(chunk), max_shift, g)  # drawn for the global batch: the same on every rank
             idx = order[chunk][mine]
-            yield self._batch(idx, numbers[chunk][mine], shifted[mine])
+            images = shift(self.images[idx], None if offsets is None else offsets[mine], max_shift)
+            yield self._batch(idx, numbers[chunk][mine], images)
 
     def steps_per_epoch(self, batch_size: int, world_size: int = 1) -> int:
         """How many batches ``epoch_batches`` yields (the last partial batch is dropped)."""
         return max(1, len(self) // (batch_size * world_size))
+
+
+def split_train_val(train, cfg: TrainConfig) -> tuple[NumberMixture, NumberMixture]:
+    """MNIST's training split (a ``data.Split``) as a training mixture and a validation mixture.
+
+    The last ``cfg.val_size`` images are held out for validation, with numbers fixed by
+    VAL_NUMBER_SEED; of the rest, the first ``cfg.limit`` (0: all) are trained on.
+    """
+    n_train = len(train.images) - cfg.val_size
+    if cfg.limit:
+        n_train = min(n_train, cfg.limit)
+    val = slice(len(train.images) - cfg.val_size, None)
+    return (
+        NumberMixture(train.images[:n_train], train.labels[:n_train]),
+        NumberMixture.fixed(train.images[val], train.labels[val], VAL_NUMBER_SEED),
+    )

@@ -8,8 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .config import ModelConfig
-from .mixture import NUM_DIGITS, NUM_SUMS
+from .config import NUM_DIGITS, NUM_NUMBERS, NUM_SUMS, ModelConfig
 
 
 class DigitSumNet(nn.Module):
@@ -113,7 +112,7 @@ def build_default(cfg: ModelConfig) -> DigitSumNet:
     product = cfg.fusion == "product"
     embedding = cfg.hidden if product else cfg.embedding  # a product scales each fused unit
     fusion = nn.Linear(cfg.hidden + NUM_DIGITS + (0 if product else embedding), cfg.hidden)
-    return FusedNet(image_branch, nn.Embedding(10, embedding), fusion, cfg.hidden, cfg.hidden, product)
+    return FusedNet(image_branch, nn.Embedding(NUM_NUMBERS, embedding), fusion, cfg.hidden, cfg.hidden, product)
 
 
 def build_seed() -> DigitSumNet:
@@ -124,8 +123,8 @@ def build_seed() -> DigitSumNet:
         nn.Flatten(),
         nn.Linear(12 * 4 * 4, 120), nn.ReLU(),
     )
-    fusion = nn.Sequential(nn.Linear(120 + 10, 60), nn.ReLU())
-    return ConcatNet(image_branch, nn.Embedding(10, 10), fusion, 60)
+    fusion = nn.Sequential(nn.Linear(120 + 10, 60), nn.ReLU())  # features + the number's embedding of 10
+    return ConcatNet(image_branch, nn.Embedding(NUM_NUMBERS, 10), fusion, 60)
 
 
 def build_model(cfg: ModelConfig) -> DigitSumNet:

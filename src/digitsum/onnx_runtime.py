@@ -15,22 +15,16 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import ConfigError, OnnxError, require
+
 # name -> (element type, shape after the batch axis), as onnxruntime reports them
 INPUTS = {"image": ("tensor(float)", [1, 28, 28]), "number": ("tensor(int64)", [])}
 OUTPUTS = {"digit_logits": ("tensor(float)", [10]), "sum_logits": ("tensor(float)", [19])}
 
 
-class OnnxError(ValueError):
-    """An ONNX file is unreadable, corrupt, or not a graph digitsum can run."""
-
-
 def import_onnxruntime():
-    """The onnxruntime module, or OnnxError saying how to install it."""
-    try:
-        import onnxruntime
-    except ImportError:
-        raise OnnxError("the onnx runtime needs onnxruntime: pip install 'digitsum[onnx]'") from None
-    return onnxruntime
+    """The onnxruntime module, or MissingExtra saying how to install it."""
+    return require("onnxruntime", "onnx", "the onnx runtime")
 
 
 def session_options(threads: int = 0, optimization: str = "all", spinning: bool = False):
@@ -45,9 +39,9 @@ def session_options(threads: int = 0, optimization: str = "all", spinning: bool 
               "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
               "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
     if optimization not in levels:
-        raise ValueError(f"unknown graph optimisation level {optimization!r}; use one of {', '.join(levels)}")
+        raise ConfigError(f"unknown graph optimisation level {optimization!r}; use one of {', '.join(levels)}")
     if threads < 0:
-        raise ValueError(f"threads must be 0 (one per core) or more, got {threads}")
+        raise ConfigError(f"threads must be 0 (one per core) or more, got {threads}")
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1

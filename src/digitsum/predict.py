@@ -7,6 +7,7 @@ become a 28x28 MNIST-style digit; ``predict_arrays`` is the batched core the oth
 
 from __future__ import annotations
 
+import copy
 import numbers as _numbers
 import os
 from collections.abc import Callable, Sequence
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 
 from .checkpoint import load_checkpoint
+from .errors import ConfigError, InputError
 from .evaluate import model_device
 from .mixture import normalize
 from .model import DigitSumNet
@@ -44,14 +46,15 @@ class Prediction:
 
 
 def check_number(value) -> int:
-    """``value`` as an int 0-9; integer strings such as "7" are accepted, anything else is a ValueError."""
+    """``value`` as an int 0-9; integer strings such as "7" are accepted, anything else is an InputError
+    (a ValueError)."""
     number = None
     if isinstance(value, _numbers.Integral) and not isinstance(value, (bool, np.bool_)):
         number = int(value)
     elif isinstance(value, str) and value.strip().lstrip("+-").isdigit():
         number = int(value.strip())
     if number is None or not 0 <= number <= 9:
-        raise ValueError(f"number must be an integer 0-9, got {value!r}")
+        raise InputError(f"number must be an integer 0-9, got {value!r}")
     return number
 
 
@@ -59,8 +62,9 @@ class TorchBackend:
     """A DigitSumNet as a function of numpy arrays: (images, numbers) -> (digit logits, sum logits)."""
 
     def __init__(self, model: DigitSumNet):
-        # channels-last: oneDNN's fastest CPU layout (benchmarks/RESULTS.md, inference section)
-        self.model = model.eval().to(memory_format=torch.channels_last)
+        # A copy in channels-last, oneDNN's fastest CPU layout (benchmarks/RESULTS.md, inference section):
+        # the caller's model keeps its own mode and memory layout.
+        self.model = copy.deepcopy(model).eval().to(memory_format=torch.channels_last)
         self.device = model_device(model)
 
     def __call__(self, images: np.ndarray, numbers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -96,7 +100,7 @@ class Predictor:
     def predict_batch(self, images: Sequence, numbers: Sequence, batch_size: int = BATCH_SIZE) -> list[Prediction]:
         """Many images with their numbers, preprocessed one by one and predicted in batches."""
         if len(images) != len(numbers):
-            raise ValueError(f"{len(images)} images but {len(numbers)} numbers: give one number per image")
+            raise InputError(f"{len(images)} images but {len(numbers)} numbers: give one number per image")
         checked = [check_number(n) for n in numbers]
         digits = np.stack([load_digit(image) for image in images]) if images else _EMPTY
         return self.predict_arrays(digits, checked, batch_size)
@@ -107,7 +111,7 @@ class Predictor:
         images28 = np.asarray(images28, dtype=np.uint8)
         numbers = np.asarray(numbers, dtype=np.int64)  # (N,)
         if images28.ndim != 3 or images28.shape[1:] != (28, 28) or len(numbers) != len(images28):
-            raise ValueError(f"expected uint8 images (N, 28, 28) and N numbers, got {images28.shape} "
+            raise InputError(f"expected uint8 images (N, 28, 28) and N numbers, got {images28.shape} "
                              f"and {numbers.shape}")
         out = []
         for i in range(0, len(images28), batch_size):
@@ -134,7 +138,7 @@ def _onnx_predictor(path, device) -> Predictor:
     from .export import load_onnx
 
     if str(device) != "cpu":
-        raise ValueError(f"the onnx runtime runs on the CPU, not {device}; use device cpu or runtime torch")
+        raise ConfigError(f"the onnx runtime runs on the CPU, not {device}; use device cpu or runtime torch")
     backend, config, metrics = load_onnx(path)
     return Predictor(backend, config, metrics)
 
@@ -147,5 +151,5 @@ RUNTIMES: dict[str, Callable[[str | os.PathLike | None, str], Predictor]] = {
 def load_model(path: str | os.PathLike | None = None, runtime: str = "torch", device: str = "cpu") -> Predictor:
     """A Predictor for a run directory or .safetensors file, or for the bundled model when ``path`` is None."""
     if runtime not in RUNTIMES:
-        raise ValueError(f"unknown runtime {runtime!r}; use one of: {', '.join(RUNTIMES)}")
+        raise ConfigError(f"unknown runtime {runtime!r}; use one of: {', '.join(RUNTIMES)}")
     return RUNTIMES[runtime](path, device)

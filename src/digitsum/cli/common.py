@@ -1,4 +1,4 @@
-"""What every sub-command shares: the one-line-error parser, error types, shared flags."""
+"""What every sub-command shares: the one-line-error parser and the flags several commands take."""
 
 from __future__ import annotations
 
@@ -16,29 +16,62 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: error: {message} (see {self.prog} --help)")
 
 
-def expected_errors() -> tuple[type[BaseException], ...]:
-    """Errors that are the user's input, not a bug: reported on one line, no traceback."""
-    from ..checkpoint import CheckpointError
-    from ..config import ConfigError
-    from ..data import DataError
-    from ..rundir import RunDirError
-
-    return (CheckpointError, ConfigError, DataError, RunDirError, ValueError, OSError)
-
-
 def add_data_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="folder with the MNIST files (default: $DIGITSUM_DATA, then the cache)")
 
 
-RUNTIMES = ("torch", "onnx")
-
-
 def add_checkpoint(p: argparse.ArgumentParser, onnx: bool = False) -> None:
     """``--checkpoint``; with ``onnx``, also ``--runtime`` (and .onnx files as checkpoints)."""
+    from ..predict import RUNTIMES
+
     also = "; with --runtime onnx, also an .onnx file" if onnx else ""
     p.add_argument("--checkpoint", help=f"run directory or .safetensors file (default: the bundled model){also}")
     if onnx:
-        p.add_argument("--runtime", choices=RUNTIMES, default="torch", help="inference runtime (default: torch)")
+        p.add_argument("--runtime", choices=list(RUNTIMES), default="torch",
+                       help="inference runtime (default: torch)")
+
+
+def int_in(low: int, high: int | None = None):
+    """argparse type: an integer from ``low`` to ``high`` (no upper bound when None)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{value} is out of range: give {low}-{high}" if high is not None
+                                             else f"{value} is too small: give {low} or more")
+        return value
+
+    return parse
+
+
+def positive_number(unit: str):
+    """argparse type: a number above 0 (of ``unit``, as the error says)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of {unit}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"{text} must be more than 0")
+        return value
+
+    return parse
+
+
+def device(text: str) -> str:
+    """argparse type: a device this machine has (cpu, cuda, cuda:N, mps or auto)."""
+    from ..errors import ConfigError
+    from ..runtime import pick_device
+
+    try:
+        pick_device(text)
+    except ConfigError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
 
 
 def format_metrics(m: dict) -> str:

@@ -6,16 +6,17 @@ import argparse
 import json
 import sys
 
-from ..config import ConfigError
+from ..errors import ConfigError
 from .common import add_checkpoint
 
 
 def number_arg(value: str) -> int:
+    from ..errors import InputError
     from ..predict import check_number
 
     try:
         return check_number(value)
-    except ValueError as error:
+    except InputError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 

@@ -2,42 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 import socket
 import sys
 
-from ..batcher import MAX_BATCH
-from .common import add_checkpoint
-
-
-def megabytes(text: str) -> float:
-    """argparse type: a positive number of megabytes."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of megabytes") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text} must be more than 0")
-    return value
-
-
-def int_in(low: int, high: int | None = None):
-    """argparse type: an integer from ``low`` to ``high`` (no upper bound when None)."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if value < low or (high is not None and value > high):
-            raise argparse.ArgumentTypeError(f"{value} is out of range: give {low}-{high}" if high is not None
-                                             else f"{value} is too small: give {low} or more")
-        return value
-
-    return parse
+from .common import add_checkpoint, int_in, positive_number
 
 
 def add(sub) -> None:
+    from ..serve.batcher import MAX_BATCH
+
     p = sub.add_parser("serve", help="serve the drawing page and the JSON prediction API",
                        description="Serve a web page to draw a digit on and a JSON API "
                        "(POST /api/predict with a multipart file 'image' and a field 'number'). "
@@ -47,7 +20,7 @@ def add(sub) -> None:
                    "0.0.0.0 to accept other machines)")
     p.add_argument("--port", type=int_in(0, 65535), default=8000,
                    help="port to listen on, 0 for any free one (default: 8000)")
-    p.add_argument("--max-body-mb", type=megabytes, default=5.0,
+    p.add_argument("--max-body-mb", type=positive_number("megabytes"), default=5.0,
                    help="largest request body accepted, in MB; bigger ones get 413 (default: 5)")
     p.add_argument("--max-batch", type=int_in(1), default=MAX_BATCH, help="most requests answered by one model call; "
                    f"requests that arrive while the model runs wait for the next call (default: {MAX_BATCH}; "
@@ -59,42 +32,49 @@ def add(sub) -> None:
 
 
 def listen(host: str, port: int) -> socket.socket:
-    """A socket bound to (host, port), or OSError saying what to change."""
+    """A socket bound to (host, port), or ServeError saying what to change."""
+    from ..errors import ServeError
+
     try:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
     except socket.gaierror:
-        raise OSError(f"cannot resolve --host {host!r}: give an address such as 127.0.0.1") from None
+        raise ServeError(f"cannot resolve --host {host!r}: give an address such as 127.0.0.1") from None
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
     except OSError as error:
         sock.close()
-        raise OSError(f"cannot listen on {host}:{port} ({error.strerror}): choose another --port or --host") from None
+        raise ServeError(f"cannot listen on {host}:{port} ({error.strerror}): "
+                         "choose another --port or --host") from None
     sock.listen(2048)  # connections made before uvicorn has started wait in the backlog rather than fail
     return sock
 
 
 def run(args) -> int:
+    from ..errors import require
+
+    for module in ("uvicorn", "fastapi", "python_multipart"):  # before the model loads: one line if one is missing
+        require(module, "serve", "digitsum serve")
     import uvicorn
 
     from ..predict import load_model
-    from ..runtime import set_threads
+    from ..runtime import threads
     from ..serve import create_app
 
-    set_threads(args.threads)
-    predictor = load_model(args.checkpoint, runtime=args.runtime)
-    app = create_app(predictor, max_body_bytes=int(args.max_body_mb * 1_000_000), max_batch=args.max_batch)
-    sock = listen(args.host, args.port)
-    host, port = sock.getsockname()[:2]
-    shown = f"[{host}]" if ":" in host else host
-    print(f"digitsum serve: http://{shown}:{port}/ (Ctrl-C to stop)", flush=True)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5))
-    try:
-        server.run(sockets=[sock])
-    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it shut down on: the normal way to stop
-        pass
-    finally:
-        sock.close()
+    with threads(args.threads):
+        predictor = load_model(args.checkpoint, runtime=args.runtime)
+        app = create_app(predictor, max_body_bytes=int(args.max_body_mb * 1_000_000), max_batch=args.max_batch)
+        sock = listen(args.host, args.port)
+        host, port = sock.getsockname()[:2]
+        shown = f"[{host}]" if ":" in host else host
+        print(f"digitsum serve: http://{shown}:{port}/ (Ctrl-C to stop)", flush=True)
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5))
+        try:
+            server.run(sockets=[sock])
+        except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it shut down on: the normal way to stop
+            pass
+        finally:
+            sock.close()
     print("digitsum serve: stopped", file=sys.stderr)
     return 0

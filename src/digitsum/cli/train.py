@@ -12,9 +12,10 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
-from ..config import ARCHS, FUSIONS, ConfigError, ModelConfig, TrainConfig
-from ..distributed import PeerFailed, env_rank  # only rank 0 prints
-from .common import add_data_dir, format_metrics
+from ..config import ARCHS, DEVICES, FUSIONS, ModelConfig, TrainConfig
+from ..errors import ConfigError
+from ..training.distributed import PeerFailed, env_rank  # only rank 0 prints
+from .common import add_data_dir, device, format_metrics
 
 # TrainConfig fields exposed as flags, with their help; defaults come from TrainConfig.
 FLAGS = {
@@ -28,7 +29,7 @@ FLAGS = {
     "max_shift": (int, "random shift of training images in pixels, 0 to disable"),
     "seed": (int, "seed of weights, order, numbers and shifts"),
     "threads": (int, "CPU threads for torch, 0 for torch's default"),
-    "device": (str, "cpu, cuda, cuda:N, mps or auto"),
+    "device": (device, DEVICES),
     "limit": (int, "use only the first N training images, 0 for all"),
     "val_size": (int, "training images held out (the last ones) for validation"),
 }
@@ -89,7 +90,7 @@ class Progress:
 
 
 def run(args) -> int:
-    from ..train import TrainingInterrupted
+    from ..training import TrainingInterrupted
 
     try:
         return start_or_resume(args)
@@ -120,7 +121,7 @@ def given_flags(args) -> list[str]:
 
 
 def start_or_resume(args) -> int:
-    from ..train import resume_training, train
+    from ..training import resume_training, train
 
     if args.resume and given_flags(args):
         raise ConfigError(f"--resume continues {args.resume} with the config it was started with; "
@@ -161,8 +162,10 @@ def model_config(args) -> ModelConfig:
 
 def resume_progress(run_dir: str) -> Progress:
     """Progress display for a resumed run; rank 0 says where the run continues."""
-    from ..checkpoint import CONFIG, CheckpointError, read_json
-    from ..resume import resume_point
+    from ..checkpoint import read_json
+    from ..errors import CheckpointError
+    from ..files import CONFIG
+    from ..training.store import resume_point
 
     if env_rank() != 0:  # only rank 0 reads the run directory
         return Progress(0)

@@ -10,6 +10,7 @@ alone and every collective is a no-op, so one code path serves both.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import threading
@@ -20,13 +21,11 @@ from dataclasses import dataclass, replace
 import torch
 import torch.distributed as dist
 
-from .config import ConfigError
-from .evaluate import infer
-from .mixture import NumberMixture
-from .runtime import pick_device
+from ..errors import ConfigError, DigitsumError
+from ..runtime import pick_device
 
 
-class PeerFailed(Exception):
+class PeerFailed(DigitsumError):
     """Another rank failed; that rank reports the error, this one exits quietly."""
 
 
@@ -96,21 +95,6 @@ class World:
         if self.size > 1 and n_train < batch_size:
             raise ConfigError(f"{n_train} training images do not fill one global batch of {batch_size}; "
                               "lower --batch-size or raise --limit")
-
-    def validate(self, model: torch.nn.Module, mixture: NumberMixture) -> tuple[float, float]:
-        """(digit, sum) accuracy on an evaluation mixture: each rank infers its share, hits are summed.
-
-        Exact: the shares cover every item once, nothing is padded or repeated.
-        """
-        self.broadcast_buffers(model)  # every rank evaluates the weights and statistics rank 0 saves
-        start, stop = self.shard(len(mixture))
-        hits = torch.zeros(2, dtype=torch.long)
-        if stop > start:
-            out = infer(model, mixture, start=start, stop=stop)
-            digits, numbers = mixture.labels[start:stop], mixture.numbers[start:stop]  # (n,), (n,)
-            hits = torch.stack([(out.digits == digits).sum(), (out.sums == digits + numbers).sum()])
-        digit_hits, sum_hits = self.sum(hits).tolist()
-        return digit_hits / len(mixture), sum_hits / len(mixture)
 
     def broadcast_bytes(self, data: bytes | None) -> bytes:
         """Rank 0's ``data`` on every rank (others pass None): files only rank 0 can read."""
@@ -189,7 +173,7 @@ def rank_device(device_name: str, local_rank: int) -> torch.device:
     if device.type == "cuda":
         return torch.device("cuda", local_rank)
     if device.type != "cpu":
-        raise ValueError(f"distributed training runs on cpu or cuda, not {device.type}; use --device cpu")
+        raise ConfigError(f"distributed training runs on cpu or cuda, not {device.type}; use --device cpu")
     return device
 
 
@@ -201,6 +185,11 @@ def session() -> Iterator[World]:
     CPU tensors and, where CUDA is available, ``nccl`` for CUDA tensors. A group the
     caller already initialised is used and left open. The world starts on the CPU;
     ``World.on`` moves it to the run's device.
+
+    Leaving is orderly, so that no rank dies at exit: the DistributedDataParallel wrappers
+    (and the gloo work they hold) are collected first, in this thread; after a clean run every
+    rank waits at a barrier for the others, so none tears down its connections while a peer
+    still uses them; then the group is destroyed while the interpreter is fully alive.
     """
     if env_world_size() == 1 and not dist.is_initialized():
         yield World()
@@ -208,8 +197,14 @@ def session() -> Iterator[World]:
     owned = not dist.is_initialized()
     if owned:
         dist.init_process_group("cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo")
+    clean = False
     try:
         yield World(dist.get_rank(), dist.get_world_size())
+        clean = True
     finally:
         if owned:
+            gc.collect()
+            if clean:
+                dist.barrier()
             dist.destroy_process_group()
+            gc.collect()

@@ -17,9 +17,11 @@ threads, so the event loop keeps answering while the model works.
 from contextlib import asynccontextmanager
 from importlib import resources
 
+from ..errors import ImageError, InputError
+from ..predict import Prediction, Predictor, check_number
+from ..preprocess import load_digit
 from .batcher import MAX_BATCH, MicroBatcher
-from .predict import Prediction, Predictor, check_number
-from .preprocess import ImageError, load_digit
+from .limits import BodyLimit, error_response
 
 MAX_BODY_BYTES = 5_000_000  # default limit on a request body: far above any drawing or photo of a digit
 
@@ -31,10 +33,6 @@ PREDICT_OPENAPI = {"requestBody": {"required": True, "content": {"multipart/form
         "number": {"type": "integer", "minimum": 0, "maximum": 9, "description": "the number to add"}}}}}}}
 
 
-class BodyTooLarge(Exception):
-    """A request body went over the limit while it streamed in."""
-
-
 def prediction_json(p: Prediction) -> dict:
     """The JSON body of a prediction, with the 28x28 image the model saw as 28 rows of ints."""
     return {
@@ -44,53 +42,6 @@ def prediction_json(p: Prediction) -> dict:
         "sum_probabilities": list(p.sum_probabilities),
         "image": p.image.tolist(),  # (28, 28) uint8 -> 28 lists of 28 ints
     }
-
-
-class BodyLimit:
-    """ASGI middleware: 413 for a body whose Content-Length, or whose streamed bytes, pass ``max_bytes``."""
-
-    def __init__(self, app, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        headers = dict(scope["headers"])
-        length = headers.get(b"content-length", b"").decode("latin-1")
-        if length.isdigit() and int(length) > self.max_bytes:
-            return await self.reject(scope, receive, send)
-        received, started = 0, False
-
-        async def counting_receive():
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.max_bytes:
-                raise BodyTooLarge
-            return message
-
-        async def watching_send(message):
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, watching_send)
-        except BodyTooLarge:
-            if started:
-                raise
-            await self.reject(scope, receive, send)
-
-    async def reject(self, scope, receive, send):
-        limit = f"{self.max_bytes / 1e6:g} MB"
-        error = f"request body is over the {limit} limit: send a smaller image (a digit needs only a few kB)"
-        await _error(413, error)(scope, receive, send)
-
-
-def _error(status: int, message: str):
-    from fastapi.responses import JSONResponse
-
-    return JSONResponse({"error": message}, status_code=status)
 
 
 async def _read_form(request) -> tuple[bytes, int]:
@@ -113,7 +64,7 @@ async def _read_form(request) -> tuple[bytes, int]:
             raise HTTPException(422, "field 'number' must be a plain form field holding an integer 0-9")
         try:
             number = check_number(number)
-        except ValueError as error:
+        except InputError as error:
             raise HTTPException(422, str(error)) from None
         if image is None:
             raise HTTPException(400, "missing file field 'image': attach the picture of a digit as 'image'")
@@ -142,14 +93,14 @@ def create_app(predictor: Predictor, max_body_bytes: int = MAX_BODY_BYTES, max_b
         yield
         batcher.close()
 
-    page = (resources.files("digitsum") / "static" / "index.html").read_text(encoding="utf-8")
+    page = (resources.files("digitsum.serve") / "static" / "index.html").read_text(encoding="utf-8")
     app = FastAPI(title="digitsum", summary="An MNIST digit and a number 0-9 in; the digit and their sum out.",
                   lifespan=lifespan)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request, exc):
-        return _error(exc.status_code, str(exc.detail))
+    async def httperror_response(request, exc):
+        return error_response(exc.status_code, str(exc.detail))
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index():

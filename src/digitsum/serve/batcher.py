@@ -17,7 +17,7 @@ from concurrent.futures import Future
 
 import numpy as np
 
-from .predict import Prediction, Predictor
+from ..predict import Prediction, Predictor
 
 MAX_BATCH = 64  # images per model call; more waiting requests go to the next call
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 from html import escape
 from typing import TYPE_CHECKING
 
-from . import __version__
+from .. import __version__
 
 if TYPE_CHECKING:
-    from .report import ModelTables, ReportSource
-    from .report_figures import Drawn
+    from .figures import Drawn
+    from .source import ReportSource
+    from .tables import ModelTables
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1150px; margin: 2em auto; padding: 0 1em; color: #222; }

@@ -1,36 +1,20 @@
-"""The run directory: what a new run writes first, and the training/validation split it records."""
+"""The run directory: what a new run writes first (config.json), and its per-epoch history."""
 
 from __future__ import annotations
 
+import json
 import platform
 from pathlib import Path
 
 import torch
 
-from . import __version__, resume
-from .checkpoint import CONFIG, METRICS, WEIGHTS
-from .config import ModelConfig, TrainConfig
-from .data import Split, data_digests
-from .mixture import VAL_NUMBER_SEED, NumberMixture
-
-HISTORY = "metrics.jsonl"
-RUN_FILES = (CONFIG, WEIGHTS, HISTORY, METRICS, resume.RESUME)
-
-
-class RunDirError(Exception):
-    """The output directory cannot be used for a new run, or holds no run to resume."""
-
-
-def split_train_val(train: Split, cfg: TrainConfig) -> tuple[NumberMixture, NumberMixture]:
-    """Hold out the last ``val_size`` training images; keep the first ``limit`` of the rest."""
-    n_train = len(train.images) - cfg.val_size
-    if cfg.limit:
-        n_train = min(n_train, cfg.limit)
-    val = slice(len(train.images) - cfg.val_size, None)
-    return (
-        NumberMixture(train.images[:n_train], train.labels[:n_train]),
-        NumberMixture.fixed(train.images[val], train.labels[val], VAL_NUMBER_SEED),
-    )
+from .. import __version__
+from ..config import ModelConfig, TrainConfig
+from ..data import data_digests
+from ..errors import RunDirError
+from ..files import CONFIG, HISTORY, RESUME, RUN_FILES, atomic_write_bytes, atomic_write_json
+from ..mixture import VAL_NUMBER_SEED
+from .store import remove_states
 
 
 def prepare_run_dir(out: Path, overwrite: bool) -> None:
@@ -43,9 +27,9 @@ def prepare_run_dir(out: Path, overwrite: bool) -> None:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise RunDirError(f"cannot create run directory {out}: {error.strerror}") from None
-    resume.remove_states(out)
+    remove_states(out)
     for name in existing:
-        if name != resume.RESUME:
+        if name != RESUME:
             (out / name).unlink()
 
 
@@ -59,3 +43,13 @@ def run_config(model_cfg: ModelConfig, cfg: TrainConfig, n_train: int) -> dict:
                  "val_number_seed": VAL_NUMBER_SEED},
         "versions": {"digitsum": __version__, "torch": torch.__version__, "python": platform.python_version()},
     }
+
+
+def write_config(out: Path, config: dict) -> None:
+    """config.json, the first file of a new run."""
+    atomic_write_json(out / CONFIG, config)
+
+
+def write_history(out: Path, history: list[dict]) -> None:
+    """metrics.jsonl: one line per epoch done (rewritten whole, so a resumed run drops any epoch it redoes)."""
+    atomic_write_bytes(out / HISTORY, "".join(json.dumps(h) + "\n" for h in history).encode())

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 if TYPE_CHECKING:
-    from .report import ModelTables, Sample
+    from .tables import ModelTables, Sample
 
 FIGURE_FILES = ("curves.png", "digit_confusion.png", "sum_confusion.png", "pair_accuracy.png",
                 "samples.png", "mistakes.png")

@@ -1,0 +1,69 @@
+"""An image's ink -> an MNIST-style digit: cropped, strokes evened, fitted to 20x20, centred by mass in 28x28."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from ..errors import ImageError
+from .ink import MIN_CONTRAST, border, find_ink
+from .strokes import SCALE, even_strokes
+
+BOX, SIDE, CENTRE = 20, 28, 14  # MNIST's box, image side and centre-of-mass position
+RESAMPLE = Image.Resampling.LANCZOS
+NO_INK = "has no ink: it is blank or too faint (draw the digit darker or thicker)"
+
+
+def is_mnist_style(image: Image.Image) -> bool:
+    """A 28x28 opaque greyscale image of light ink on a black background: used as is."""
+    if image.size != (SIDE, SIDE) or image.mode not in ("L", "LA", "P", "RGB", "RGBA"):
+        return False
+    x = np.asarray(image.convert("RGBA"), dtype=np.int16)  # (28, 28, 4)
+    grey = (x[..., 0] == x[..., 1]).all() and (x[..., 1] == x[..., 2]).all() and (x[..., 3] == 255).all()
+    return bool(grey and np.median(border(x[..., 0])) == 0 and x[..., 0].max() > MIN_CONTRAST)
+
+
+def to_mnist(image: Image.Image, name: str = "image") -> np.ndarray:
+    """Any image -> uint8 (28, 28), light ink on black, cropped, fitted to 20x20 and centred by mass.
+
+    ``name`` (such as ``image my.png``) begins the message of the ImageError for an image without ink.
+    """
+    if is_mnist_style(image):
+        return np.asarray(image.convert("L"), dtype=np.uint8).copy()
+    x = find_ink(image)  # (H, W) 0-1
+    if not x.any():
+        raise ImageError(f"{name} {NO_INK}")
+    x = _fit(_crop(x), SCALE * BOX)  # (<=80, <=80), the longer side 80
+    x = _fit(_crop(even_strokes(x)), BOX)  # (<=20, <=20), the longer side 20
+    return _centre_by_mass(x / max(float(x.max()), 1e-6))  # the ink's core at full intensity, as in MNIST
+
+
+def _crop(x: np.ndarray) -> np.ndarray:
+    """The bounding box of the ink (> 0) of a float image (H, W)."""
+    rows, cols = np.flatnonzero(x.any(1)), np.flatnonzero(x.any(0))
+    if not len(rows):
+        raise ImageError(f"image {NO_INK}")
+    return x[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def _fit(x: np.ndarray, box: int) -> np.ndarray:
+    """Resize a float image (H, W) so that its longer side is ``box``, keeping its aspect ratio."""
+    h, w = x.shape
+    scale = box / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.clip(np.asarray(Image.fromarray(x).resize(size, RESAMPLE), dtype=np.float32), 0, 1)
+
+
+def _centre_by_mass(digit: np.ndarray) -> np.ndarray:
+    """Place a float (h, w) digit in 28x28 so that its centre of mass lands on pixel (14, 14)."""
+    h, w = digit.shape
+    mass = float(digit.sum())
+    if mass <= 0:
+        raise ImageError(f"image {NO_INK}")
+    cy = float((digit.sum(1) * np.arange(h)).sum()) / mass
+    cx = float((digit.sum(0) * np.arange(w)).sum()) / mass
+    top = int(np.clip(round(CENTRE - cy), 0, SIDE - h))
+    left = int(np.clip(round(CENTRE - cx), 0, SIDE - w))
+    out = np.zeros((SIDE, SIDE), dtype=np.float32)
+    out[top : top + h, left : left + w] = digit
+    return np.round(out * 255).astype(np.uint8)

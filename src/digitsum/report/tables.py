@@ -1,0 +1,98 @@
+"""What a model does on the MNIST test set, as tables ready to draw: confusion matrices, all-pairs
+accuracy per (digit, number), samples and the most confident mistakes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..config import NUM_DIGITS, NUM_NUMBERS, NUM_SUMS
+from ..evaluate import Outputs, all_pairs_sums, fixed_test_mixture, infer
+from ..mixture import NumberMixture
+from ..model import DigitSumNet
+
+
+@dataclass
+class Sample:
+    """One test item with the model's probabilities."""
+
+    image: torch.Tensor  # (28, 28) uint8
+    number: int
+    digit: int
+    digit_probs: torch.Tensor  # (10,)
+    sum_probs: torch.Tensor  # (19,)
+
+    @property
+    def predicted_digit(self) -> int:
+        return int(self.digit_probs.argmax())
+
+    @property
+    def predicted_sum(self) -> int:
+        return int(self.sum_probs.argmax())
+
+    @property
+    def correct(self) -> bool:
+        return self.predicted_digit == self.digit and self.predicted_sum == self.digit + self.number
+
+
+@dataclass
+class ModelTables:
+    """What a model does on the test set, ready to draw."""
+
+    digit_confusion: torch.Tensor  # (10, 10) counts: rows true digit, columns predicted
+    sum_confusion: torch.Tensor  # (19, 19) counts: rows true sum, columns predicted
+    pair_accuracy: torch.Tensor  # (10, 10) all-pairs sum accuracy: rows digit, columns number
+    samples: list[Sample]
+    mistakes: list[Sample]  # most confident first
+
+    def summary(self) -> dict:
+        """Headline test figures, read off the tables."""
+        per_digit = self.digit_confusion.sum(1)  # (10,) test images of each digit
+        n = int(per_digit.sum())
+        return {"n": n,
+                "digit_accuracy": float(self.digit_confusion.diag().sum()) / n,
+                "sum_accuracy": float(self.sum_confusion.diag().sum()) / n,
+                "all_pairs_sum_accuracy": float((self.pair_accuracy * per_digit[:, None]).sum()) / (10 * n)}
+
+
+def confusion(truth: torch.Tensor, predicted: torch.Tensor, classes: int) -> torch.Tensor:
+    """(classes, classes) counts of each (truth, prediction) pair; both inputs (N,) int64."""
+    return torch.bincount(truth * classes + predicted, minlength=classes * classes).view(classes, classes)
+
+
+def pair_accuracy(model: DigitSumNet, test) -> torch.Tensor:
+    """Sum accuracy of every test image with every number, by (true digit, number) -> (10, 10)."""
+    sums = all_pairs_sums(model, test.images)  # (N, 10)
+    correct = (sums == test.labels[:, None] + torch.arange(NUM_NUMBERS)[None, :]).float()  # (N, 10)
+    per_digit = torch.zeros(NUM_DIGITS, NUM_NUMBERS).index_add_(0, test.labels, correct)
+    return per_digit / torch.bincount(test.labels, minlength=NUM_DIGITS).clamp(min=1)[:, None]
+
+
+def confident_mistakes(out: Outputs, mixture: NumberMixture, k: int) -> torch.Tensor:
+    """Indices of up to ``k`` items with a wrong digit or sum, most confidently wrong first."""
+    digit_wrong = out.digits != mixture.labels  # (N,)
+    sum_wrong = out.sums != mixture.labels + mixture.numbers  # (N,)
+    zero = torch.zeros(())
+    confidence = torch.maximum(torch.where(digit_wrong, out.digit_probs.max(1).values, zero),
+                               torch.where(sum_wrong, out.sum_probs.max(1).values, zero))  # (N,)
+    order = confidence.argsort(descending=True)[:k]
+    return order[confidence[order] > 0]
+
+
+def model_tables(model: DigitSumNet, test, samples: int = 32, mistakes: int = 8) -> ModelTables:
+    """Confusion matrices, the all-pairs table, the first ``samples`` items and the worst mistakes."""
+    mixture = fixed_test_mixture(test)
+    out = infer(model, mixture)
+
+    def sample(i: int) -> Sample:
+        return Sample(mixture.images[i], int(mixture.numbers[i]), int(mixture.labels[i]),
+                      out.digit_probs[i], out.sum_probs[i])
+
+    return ModelTables(
+        digit_confusion=confusion(mixture.labels, out.digits, NUM_DIGITS),
+        sum_confusion=confusion(mixture.labels + mixture.numbers, out.sums, NUM_SUMS),
+        pair_accuracy=pair_accuracy(model, test),
+        samples=[sample(i) for i in range(min(samples, len(mixture)))],
+        mistakes=[sample(int(i)) for i in confident_mistakes(out, mixture, mistakes)],
+    )
