@@ -81,14 +81,16 @@ def metrics(digits: torch.Tensor, sums: torch.Tensor, truth: torch.Tensor, numbe
 
     * ``digit_accuracy``: predicted digit = true digit; ``sum_accuracy``: predicted sum = true digit + number;
     * ``consistency``: predicted sum = predicted digit + number, right or wrong;
-    * ``per_digit_accuracy``: digit accuracy over the images of each true digit ("0" to "9").
+    * ``per_digit_accuracy``: digit accuracy over the images of each true digit ("0" to "9"; a digit
+      without images is left out).
     """
     return {
         "n": len(truth),
         "digit_accuracy": accuracy(digits, truth),
         "sum_accuracy": accuracy(sums, truth + numbers),
         "consistency": accuracy(sums, digits + numbers),
-        "per_digit_accuracy": {str(d): accuracy(digits[truth == d], truth[truth == d]) for d in range(NUM_DIGITS)},
+        "per_digit_accuracy": {str(d): accuracy(digits[truth == d], truth[truth == d]) for d in range(NUM_DIGITS)
+                               if (truth == d).any()},
     }
 
 

@@ -7,6 +7,7 @@ from PIL import Image
 
 from ..errors import ImageError
 from .ink import MIN_CONTRAST, border, find_ink
+from .pixels import greyscale
 from .strokes import SCALE, even_strokes
 
 BOX, SIDE, CENTRE = 20, 28, 14  # MNIST's box, image side and centre-of-mass position
@@ -30,10 +31,10 @@ def to_mnist(image: Image.Image, name: str = "image") -> np.ndarray:
     """
     if is_mnist_style(image):
         return np.asarray(image.convert("L"), dtype=np.uint8).copy()
-    x = find_ink(image)  # (H, W) 0-1
+    x = find_ink(greyscale(image))  # (h, w) 0-1: the ink's box
     if not x.any():
         raise ImageError(f"{name} {NO_INK}")
-    x = _fit(_crop(x), SCALE * BOX)  # (<=80, <=80), the longer side 80
+    x = _fit(x, SCALE * BOX)  # (<=80, <=80), the longer side 80
     x = _fit(_crop(even_strokes(x)), BOX)  # (<=20, <=20), the longer side 20
     return _centre_by_mass(x / max(float(x.max()), 1e-6))  # the ink's core at full intensity, as in MNIST
 

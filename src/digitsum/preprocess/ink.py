@@ -1,49 +1,29 @@
-"""Where the ink is: any decoded image -> light ink on a black background, levelled to 0-1.
+"""Where the ink is: a greyscale image -> light ink on a black background, levelled to 0-1.
 
-Alpha is flattened, dark ink on a light background is inverted, uneven lighting (a phone
-photo's shadow or vignette) is removed by subtracting a smooth background surface fitted
-to the image's tiles, and the contrast is levelled so that paper texture reads as 0 and
-the core of a stroke as 1.
+Whether a digit has a margin or fills its frame, the same steps find its ink:
+
+1. The background is the level of most of the border; dark ink on a light background is inverted.
+2. Lighting is corrected only where the image shows lighting to correct: when the background's
+   level (below Otsu's threshold between background and ink) differs by more than ``FLAT_SPREAD``
+   from one stretch of the border to another and the image is a photo's size, a smooth surface
+   fitted to the dark levels of the image's tiles is subtracted. Tiles full of ink are left out
+   of the fit, the surface is used only when most tiles are background, and it stays below the
+   ink's level, so it never removes ink. Otherwise the background is one level: the median of the
+   pixels below the threshold.
+3. The contrast above the background is levelled: below ``INK_FLOOR`` of the peak is background
+   (paper texture, JPEG noise), above ``INK_FULL`` full ink.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from PIL import ExifTags, Image, ImageOps
+from PIL import Image
 
 MIN_CONTRAST = 40  # ink must differ from the background by this much (0-255) to count
 INK_FLOOR, INK_FULL = 0.2, 0.8  # of the peak contrast: below is background, above is full ink
-WORK_SIDE = 1024  # larger images are box-reduced to about this before the work starts
+FLAT_SPREAD = 24  # a background level that varies less than this along the border has no lighting to correct
+LIGHTING_SIDE = 64  # images smaller than this a side (scans of one digit) get no lighting correction
 GRID = 8  # tiles per side for the background surface
-
-
-def grey_alpha(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
-    """Luminance (H, W) float32 0-255 and alpha (H, W) float32 0-1, or None when fully opaque."""
-    if image.mode == "F":  # floats: 0-1, or 0-255 when larger
-        grey = np.asarray(image, dtype=np.float32)
-        return np.clip(grey * (255.0 if grey.max() <= 1 else 1.0), 0, 255), None
-    if image.mode.startswith("I"):  # 16- or 32-bit integers: 0-65535 when any value exceeds 255
-        grey = np.asarray(image, dtype=np.float32)
-        return np.clip(grey / (257.0 if grey.max() > 255 else 1.0), 0, 255), None
-    if image.mode in ("L", "1"):
-        return np.asarray(image.convert("L"), dtype=np.float32), None
-    has_alpha = image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info
-    rgba = image.convert("RGBA") if has_alpha else image.convert("RGB")
-    grey = np.asarray(rgba.convert("L"), dtype=np.float32)  # Pillow's RGBA -> L ignores alpha
-    if not has_alpha:
-        return grey, None
-    alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255.0
-    return grey, (None if alpha.min() == 1.0 else alpha)
-
-
-def flatten(grey: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
-    """Composite onto white, or onto black when the opaque part is a light minority (light ink)."""
-    if alpha is None:
-        return grey
-    opaque = alpha > 0.5
-    light_ink = opaque.mean() < 0.5 and opaque.any() and np.median(grey[opaque]) > 127
-    background = 0.0 if light_ink else 255.0
-    return alpha * grey + (1 - alpha) * background
 
 
 def border(x: np.ndarray) -> np.ndarray:
@@ -52,54 +32,126 @@ def border(x: np.ndarray) -> np.ndarray:
     return np.concatenate([x[:k].ravel(), x[-k:].ravel(), x[:, :k].ravel(), x[:, -k:].ravel()])
 
 
-def background_surface(x: np.ndarray) -> np.ndarray:
-    """The background level under light ink (H, W): a quadratic surface fitted to the tiles' dark levels.
+def otsu(histogram: np.ndarray) -> int:
+    """Otsu's threshold of a 256-bin histogram: the level t that best splits the pixels into < t and >= t."""
+    levels = np.arange(256, dtype=np.float64)
+    weight = np.cumsum(histogram, dtype=np.float64)  # pixels below each t + 1
+    mass = np.cumsum(histogram * levels)
+    total, total_mass = weight[-1], mass[-1]
+    below, above = weight[:-1], total - weight[:-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = (mass[:-1] * total - total_mass * below) ** 2 / (below * above)
+    between[~np.isfinite(between)] = -1
+    return int(np.argmax(between)) + 1  # classes: < t and >= t
 
-    Each tile's 10th percentile is its background level unless ink fills it; tiles far
-    above the fit (full of ink) are dropped and the fit repeated.
-    """
+
+def quantile(histogram: np.ndarray, q: float) -> int:
+    """The level below which a share ``q`` of a histogram's pixels lie."""
+    counts = np.cumsum(histogram)
+    return int(np.searchsorted(counts, q * counts[-1], side="left"))
+
+
+def background_surface(x: np.ndarray, ink_level: float) -> np.ndarray | None:
+    """The background level (H, W) under light ink on a dark background: a quadratic surface fitted to
+    the tiles' 10th percentiles, tiles far above the fit (full of ink) left out; None when fewer than
+    half the tiles remain (the ink fills the image). It stays MIN_CONTRAST below ``ink_level``."""
     h, w = x.shape
-    g = max(1, min(GRID, min(h, w) // 4))
+    g = GRID
     th, tw = h // g, w // g  # tile size; the last few rows and columns are left out of the levels
     tiles = x[: g * th, : g * tw].reshape(g, th, g, tw).transpose(0, 2, 1, 3).reshape(g * g, th * tw)
-    levels = np.percentile(tiles, 10, axis=1)  # (g*g,)
+    k = (th * tw) // 10
+    levels = np.partition(tiles, k, axis=1)[:, k]  # (g*g,) each tile's background under its ink
     ty = np.repeat((np.arange(g) + 0.5) * th / h - 0.5, g)  # tile centres, -0.5..0.5
     tx = np.tile((np.arange(g) + 0.5) * tw / w - 0.5, g)
     terms = np.stack([np.ones_like(ty), ty, tx, ty * ty, ty * tx, tx * tx], 1)  # (g*g, 6)
     keep = np.ones(len(levels), dtype=bool)
     for _ in range(3):
-        if keep.sum() < 12:  # too few tiles for a surface: a flat background
-            coef = np.array([np.median(levels[keep]), 0, 0, 0, 0, 0])
-            break
+        if keep.sum() < g * g // 2:
+            return None
         coef = np.linalg.lstsq(terms[keep], levels[keep], rcond=None)[0]
         residual = levels - terms @ coef
         spread = 1.4826 * np.median(np.abs(residual[keep] - np.median(residual[keep])))
-        keep = residual < max(3 * spread, MIN_CONTRAST / 4)
-    y = (np.arange(h) + 0.5)[:, None] / h - 0.5  # (H, 1)
-    xx = (np.arange(w) + 0.5)[None, :] / w - 0.5  # (1, W)
-    return coef[0] + coef[1] * y + coef[2] * xx + coef[3] * y * y + coef[4] * y * xx + coef[5] * xx * xx
+        keep &= residual < max(3 * spread, MIN_CONTRAST / 4)
+    y = (np.arange(h, dtype=np.float32) + 0.5)[:, None] / h - 0.5  # (H, 1)
+    xx = (np.arange(w, dtype=np.float32) + 0.5)[None, :] / w - 0.5  # (1, W)
+    surface = coef[0] + coef[1] * y + coef[2] * xx + coef[3] * y * y + coef[4] * y * xx + coef[5] * xx * xx
+    return np.minimum(surface, ink_level - MIN_CONTRAST).astype(np.float32)
 
 
-def find_ink(image: Image.Image) -> np.ndarray:
-    """Ink (H, W) float32 0-1 on a 0 background, all zero when there is none."""
-    try:  # a phone photo's rotation; exif_transpose copies even an unrotated image, so ask first
-        image.load()  # a PNG may keep its EXIF after the pixels
-        if image.getexif().get(ExifTags.Base.Orientation, 1) != 1:
-            image = ImageOps.exif_transpose(image)
-    except Exception:  # noqa: BLE001 - a broken EXIF block loses only its rotation
-        pass
-    factor = max(image.size) // WORK_SIDE
-    if factor > 1:
-        if image.mode in ("1", "P", "PA") or image.mode.startswith("I;16"):  # modes reduce() refuses
-            image = image.convert("I" if image.mode.startswith("I") else "RGBA" if "A" in image.mode or
-                                  "transparency" in image.info else "L" if image.mode == "1" else "RGB")
-        image = image.reduce(factor)  # box average: fast, and the digit ends up 20 pixels tall anyway
-    x = flatten(*grey_alpha(image))  # (H, W) 0-255
-    background = float(np.median(border(x)))
-    if background - x.min() > x.max() - background:  # the ink is darker than the background: invert
-        x = 255.0 - x
-    contrast = np.clip(x - background_surface(x), 0, None)  # (H, W)
-    peak = float(contrast.max())
+def uneven(x: np.ndarray, threshold: int) -> bool:
+    """Whether the background's level differs by more than FLAT_SPREAD from one part of the border to another.
+
+    The border is cut into eight stretches (each side in two); a stretch that is mostly background
+    (below ``threshold``) gives the median of its background pixels. Ink touching the border, with
+    its soft edges, does not count: only the levels of whole stretches of background are compared.
+    """
+    k = max(1, round(0.02 * min(x.shape)))
+    h, w = x.shape
+    sides = (x[:k], x[-k:], x[:, :k].T, x[:, -k:].T)
+    stretches = [part for side in sides for part in (side[:, : side.shape[1] // 2], side[:, side.shape[1] // 2 :])]
+    levels = []
+    for stretch in stretches:
+        paper = stretch[stretch < threshold]
+        if 2 * len(paper) >= stretch.size:
+            levels.append(float(np.median(paper)))
+    return len(levels) >= 4 and max(levels) - min(levels) > FLAT_SPREAD
+
+
+def box_mean(x: np.ndarray, radius: int) -> np.ndarray:
+    """The mean of each pixel's (2 radius + 1)^2 neighbourhood (clipped at the edges), by integral image."""
+    h, w = x.shape
+    integral = np.zeros((h + 1, w + 1))
+    integral[1:, 1:] = x.cumsum(0).cumsum(1)
+    y0, y1 = np.clip(np.arange(h) - radius, 0, h), np.clip(np.arange(h) + radius + 1, 0, h)
+    x0, x1 = np.clip(np.arange(w) - radius, 0, w), np.clip(np.arange(w) + radius + 1, 0, w)
+    total = integral[y1][:, x1] - integral[y0][:, x1] - integral[y1][:, x0] + integral[y0][:, x0]
+    return total / ((y1 - y0)[:, None] * (x1 - x0)[None, :])
+
+
+def fills_frame(x: np.ndarray, side: int = 64) -> bool:
+    """Whether the ink (light on dark) reaches the border: strokes that stand out from their
+    surroundings, found at ``side`` pixels a side where lighting varies too slowly to stand out."""
+    scale = side / max(x.shape)
+    small = np.asarray(Image.fromarray(x).resize((max(1, round(x.shape[1] * scale)), max(1, round(x.shape[0] * scale))),
+                                                 Image.Resampling.BOX), dtype=np.float64)
+    strokes = small - box_mean(small, max(2, side // 8)) > MIN_CONTRAST
+    return bool(border(strokes).any())
+
+
+def find_ink(x: np.ndarray) -> np.ndarray:
+    """The ink of greyscale (H, W) 0-255 within its bounding box: float32 0-1, light on a 0 background;
+    an empty array when there is none."""
+    edge = border(x)
+    background, lowest, highest = float(np.median(edge)), float(x.min()), float(x.max())
+    if background - lowest > highest - background:  # the ink is darker than the background
+        x, edge, highest = 255.0 - x, 255.0 - edge, 255.0 - lowest
+    histogram = np.bincount(x.astype(np.uint8).ravel(), minlength=256)
+    present = np.flatnonzero(histogram)
+    if present[-1] - present[0] < MIN_CONTRAST:
+        return np.zeros((0, 0), dtype=np.float32)
+    threshold, level = otsu(histogram), None
+    if (min(x.shape) >= LIGHTING_SIDE and float(edge.max() - edge.min()) > FLAT_SPREAD and uneven(x, threshold)
+            and not fills_frame(x)):
+        level = background_surface(x, float(quantile(histogram, 0.999)))
+    if level is None:  # one level: the median of the background's pixels
+        below = histogram.copy()
+        below[threshold:] = 0
+        level = float(quantile(below, 0.5))
+        peak = highest - level
+        rows, cols = box(x > level + INK_FLOOR * peak)  # only the ink's box is levelled
+        x = x[rows, cols]
+    else:
+        contrast = x - level
+        peak = float(contrast.max())
+        rows, cols = box(contrast > INK_FLOOR * peak)
+        x, level = x[rows, cols], level[rows, cols]
     if peak < MIN_CONTRAST:
-        return np.zeros_like(contrast, dtype=np.float32)
-    return np.clip((contrast / peak - INK_FLOOR) / (INK_FULL - INK_FLOOR), 0, 1).astype(np.float32)
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.clip((x - level) * (1 / ((INK_FULL - INK_FLOOR) * peak)) - INK_FLOOR / (INK_FULL - INK_FLOOR),
+                   0, 1).astype(np.float32)
+
+
+def box(mask: np.ndarray) -> tuple[slice, slice]:
+    """(rows, columns) of the bounding box of a non-empty boolean mask (H, W)."""
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)

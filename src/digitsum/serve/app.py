@@ -9,9 +9,10 @@ Routes:
 * ``GET /api/info``: the model's config and test metrics. ``GET /healthz``: ``{"status": "ok"}``.
 
 Bad input is a 4xx JSON ``{"error": "..."}``, never a 500: 400 for anything that is not a usable
-image, 413 for a body over ``max_body_bytes`` (checked from Content-Length, then by counting the
-bytes as they stream in), 422 for a missing or bad number. Decoding and inference run in worker
-threads, so the event loop keeps answering while the model works.
+image, 408 for a body that takes over ``body_seconds`` to arrive, 413 for a body over
+``max_body_bytes`` (limits.py), 422 for a missing or bad number. Every response is documented
+in /openapi.json (schemas.py). Decoding and inference run in worker threads, so the event loop
+keeps answering while the model works.
 """
 
 from contextlib import asynccontextmanager
@@ -21,7 +22,7 @@ from ..errors import ImageError, InputError
 from ..predict import Prediction, Predictor, check_number
 from ..preprocess import load_digit
 from .batcher import MAX_BATCH, MicroBatcher
-from .limits import BodyLimit, error_response
+from .limits import BODY_SECONDS, RequestLimits, error_response
 
 MAX_BODY_BYTES = 5_000_000  # default limit on a request body: far above any drawing or photo of a digit
 
@@ -75,16 +76,19 @@ async def _read_form(request) -> tuple[bytes, int]:
         await form.close()  # removes spooled upload files
 
 
-def create_app(predictor: Predictor, max_body_bytes: int = MAX_BODY_BYTES, max_batch: int = MAX_BATCH):
+def create_app(predictor: Predictor, max_body_bytes: int = MAX_BODY_BYTES, max_batch: int = MAX_BATCH,
+               body_seconds: float = BODY_SECONDS):
     """The FastAPI app serving ``predictor``: the drawing page and the JSON API.
 
     Requests that wait while the model runs share its next call, up to ``max_batch`` images
-    (1: one call per request).
+    (1: one call per request). A request body must arrive within ``body_seconds``.
     """
     from fastapi import FastAPI, HTTPException, Request
     from fastapi.concurrency import run_in_threadpool
     from fastapi.responses import HTMLResponse, JSONResponse
     from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    from .schemas import HealthOut, InfoOut, PredictionOut, error_responses
 
     batcher = MicroBatcher(predictor, max_batch)
 
@@ -96,27 +100,28 @@ def create_app(predictor: Predictor, max_body_bytes: int = MAX_BODY_BYTES, max_b
     page = (resources.files("digitsum.serve") / "static" / "index.html").read_text(encoding="utf-8")
     app = FastAPI(title="digitsum", summary="An MNIST digit and a number 0-9 in; the digit and their sum out.",
                   lifespan=lifespan)
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(RequestLimits, max_bytes=max_body_bytes, body_seconds=body_seconds)
 
     @app.exception_handler(StarletteHTTPException)
-    async def httperror_response(request, exc):
+    async def http_error(request, exc):
         return error_response(exc.status_code, str(exc.detail))
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index():
         return page
 
-    @app.get("/healthz")
+    @app.get("/healthz", response_model=None, responses={200: {"model": HealthOut}})
     async def healthz():
         """``{"status": "ok"}``: the model is loaded and the server answers."""
         return {"status": "ok"}
 
-    @app.get("/api/info")
+    @app.get("/api/info", response_model=None, responses={200: {"model": InfoOut}})
     async def info():
         """The served model's config and its test-set metrics."""
         return {"config": predictor.config, "metrics": predictor.metrics}
 
-    @app.post("/api/predict", openapi_extra=PREDICT_OPENAPI)
+    @app.post("/api/predict", openapi_extra=PREDICT_OPENAPI, response_model=None,
+              responses={200: {"model": PredictionOut}, **error_responses(400, 408, 413, 422)})
     async def predict(request: Request):
         """Multipart ``image`` (file) and ``number`` (0-9) -> digit, sum, their probabilities, the 28x28 image."""
         data, number = await _read_form(request)
