@@ -143,8 +143,9 @@ def test_numpy_arrays_of_every_layout_are_accepted(mnist):
 
 @pytest.mark.parametrize(("array", "fragment"), [
     (np.zeros((4, 4, 2), np.uint8), "must be (H, W)"),
-    (np.full((4, 4), 2.0), "from 0 to 1"),
-    (np.full((4, 4), 300), "from 0 to 255"),
+    (np.full((4, 4), -0.5), "from 0 to 1 (or 0 to 255), got -0.5 to -0.5"),
+    (np.full((4, 4), 70000), "from 0 to 255 (or 0 to 65535), got 70000 to 70000"),
+    (np.array([[0.5, np.nan]]), "not numbers (NaN or infinity)"),
     (np.zeros((4, 4), complex), "must be uint8"),
 ])
 def test_bad_arrays_are_refused(array, fragment):

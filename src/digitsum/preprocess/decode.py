@@ -1,6 +1,9 @@
 """Decoding: a path, bytes, a PIL image or a numpy array -> a decoded PIL image, or one clear ImageError.
 
-Absurd sizes are refused from the header, before any pixel is decoded."""
+Absurd sizes are refused from the header, before any pixel is decoded. Whatever a decoder raises
+on bytes it cannot make sense of (each of Pillow's formats has its own exceptions) is reported
+as an ImageError naming the file: an image from a user is untrusted input, never a bug.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +19,8 @@ from ..errors import ImageError
 
 MAX_PIXELS = 40_000_000  # larger images are refused before decoding
 TOO_BIG = f"more than the {MAX_PIXELS // 1_000_000} megapixels digitsum accepts: crop or shrink it"
+FORMATS = "PNG, JPEG, BMP, WebP, GIF, TIFF..."
+
 
 def open_image(source) -> Image.Image:
     """A decoded PIL image from a path, bytes, a PIL image or a numpy array (H, W) / (H, W, 3|4).
@@ -61,9 +66,11 @@ def _decode(file, what: str, nbytes: int) -> Image.Image:
         pixels = re.search(r"\((\d+) pixels\)", str(error))
         raise ImageError(f"{what} is {pixels.group(1) if pixels else 'too many'} pixels, {TOO_BIG}") from None
     except UnidentifiedImageError:
-        raise ImageError(f"{what} is not an image digitsum can read (PNG, JPEG, BMP, WebP, GIF, TIFF...)") from None
+        raise ImageError(f"{what} is not an image digitsum can read ({FORMATS})") from None
     except OSError as error:
         raise ImageError(f"cannot read {what}: {error.strerror or error}") from None
+    except Exception as error:  # noqa: BLE001 - a malformed header, in whatever way the format's plugin says so
+        raise ImageError(f"{what} is not an image digitsum can read ({type(error).__name__}: {error})") from None
     try:
         _check_size(image.size, what)
     except ImageError:
@@ -76,7 +83,7 @@ def _load(image: Image.Image, what: str) -> Image.Image:
     """Decode the pixel data now, so that a truncated or corrupt file is reported here."""
     try:
         image.load()
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+    except Exception as error:  # noqa: BLE001 - truncated or corrupt data, in whatever way the decoder says so
         image.close()
         raise ImageError(f"{what} is truncated or corrupt ({error})") from None
     return image
@@ -91,13 +98,18 @@ def _from_array(array: np.ndarray) -> Image.Image:
     if array.dtype == np.bool_:
         array = array.astype(np.uint8) * 255
     elif np.issubdtype(array.dtype, np.floating):
-        if not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
-            raise ImageError("a float image array must hold values from 0 to 1")
-        array = np.round(array * 255).astype(np.uint8)
+        if not np.isfinite(array).all():
+            raise ImageError("an image array holds values that are not numbers (NaN or infinity)")
+        low, high = float(array.min()), float(array.max())
+        if low < 0 or high > 255:
+            raise ImageError(f"a float image array must hold values from 0 to 1 (or 0 to 255), got {low:g} to {high:g}")
+        array = np.round(array * (255.0 if high <= 1 else 1.0)).astype(np.uint8)
     elif np.issubdtype(array.dtype, np.integer):
-        if array.min() < 0 or array.max() > 255:
-            raise ImageError("an integer image array must hold values from 0 to 255")
-        array = array.astype(np.uint8)
+        low, high = int(array.min()), int(array.max())
+        if low < 0 or high > 65535:
+            raise ImageError(f"an integer image array must hold values from 0 to 255 (or 0 to 65535), "
+                             f"got {low} to {high}")
+        array = (np.round(array / 257.0) if high > 255 else array).astype(np.uint8)
     else:
-        raise ImageError(f"an image array must be uint8, integer, bool or float, got {array.dtype}")
+        raise ImageError(f"an image array must be uint8, uint16, integer, bool or float, got {array.dtype}")
     return Image.fromarray(np.ascontiguousarray(array))
