@@ -23,6 +23,7 @@ import asyncio
 import io
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,8 +38,12 @@ from digitsum.data import load_mnist
 WARMUP = 50
 IMAGES = 200  # distinct test digits cycled through
 BOUNDARY = "digitsum-bench"
-QUICK = {"requests": 200, "concurrency": 8}  # a smoke run, not a measurement
-TARGET = "0 errors and p99 at most 50 ms, 16 requests in flight on 2 cores"  # issue 4
+ROUNDS = 3
+FULL = {"endurance": 20_000, "endurance_concurrency": 32, "slow_clients": 50, "slow_seconds": 8, "slow_requests": 300,
+        "body_timeout": 5}
+QUICK = {"requests": 200, "concurrency": 8, "endurance": 300, "endurance_concurrency": 8, "slow_clients": 5,
+         "slow_seconds": 2, "slow_requests": 20, "body_timeout": 1}  # a smoke run, not a measurement
+TARGET = "0 errors and p99 at most 50 ms, 16 requests in flight on 2 cores, page-sized drawings included"
 
 
 def png_bytes(image28: np.ndarray, side: int) -> bytes:
@@ -134,8 +139,19 @@ async def load(host: str, port: int, bodies: list[tuple[bytes, int]], requests: 
     return {"latencies": latencies, "errors": errors, "right": right, "seconds": time.perf_counter() - start}
 
 
+def rss_mb(pid: int) -> float:
+    """A process's resident memory in MB (Linux; NaN elsewhere)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
 def measure(server: subprocess.Popen, host: str, port: int, bodies, requests: int, concurrency: int) -> dict:
-    """Warm up, then one timed load: the figures of one table row."""
+    """Warm up, then one timed load: the figures of one round."""
     asyncio.run(load(host, port, bodies, WARMUP, concurrency))
     cpu = cpu_seconds(server.pid)
     r = asyncio.run(load(host, port, bodies, requests, concurrency))
@@ -145,46 +161,148 @@ def measure(server: subprocess.Popen, host: str, port: int, bodies, requests: in
             "cpu_ms": 1000 * (cpu_seconds(server.pid) - cpu) / requests}
 
 
+def endurance(server: subprocess.Popen, host: str, port: int, bodies, requests: int, concurrency: int) -> dict:
+    """A long load after warm-up: errors, and the server's resident memory before and after it."""
+    asyncio.run(load(host, port, bodies, 10 * WARMUP, concurrency))
+    before = rss_mb(server.pid)
+    r = asyncio.run(load(host, port, bodies, requests, concurrency))
+    return {"requests": requests, "errors": len(r["errors"]), "kinds": sorted(set(r["errors"])),
+            "rss_before": before, "rss_after": rss_mb(server.pid), "rps": requests / r["seconds"]}
+
+
+async def trickle(host: str, port: int, seconds: float) -> str:
+    """A client that sends a request's head, then its body one byte every 0.1 s: how the server ended it."""
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; "
+                 b"boundary=x\r\nContent-Length: 100000\r\n\r\n--x\r\nContent-Disposition: form-data; "
+                 b'name="image"; filename="digit.png"\r\n\r\n')  # then the file, one byte at a time
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            writer.write(b"x")
+            await writer.drain()
+            try:
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n"), 0.1)
+                return head.split(b" ")[1].decode()  # the server answered (408): the status
+            except asyncio.TimeoutError:
+                continue
+        return "still open"
+    except (OSError, asyncio.IncompleteReadError):
+        return "closed"
+    finally:
+        writer.close()
+
+
+async def slow_clients(host: str, port: int, bodies, clients: int, seconds: float, requests: int) -> dict:
+    """``clients`` trickling bodies for ``seconds``; meanwhile /healthz every 50 ms and ``requests`` requests."""
+    probes: list[float] = []
+
+    async def probe() -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            reader, writer = await asyncio.open_connection(host, port)
+            start = time.perf_counter()
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            await reader.read()
+            probes.append(1000 * (time.perf_counter() - start))
+            writer.close()
+            await asyncio.sleep(0.05)
+
+    results = await asyncio.gather(*(trickle(host, port, seconds) for _ in range(clients)), probe(),
+                                   load(host, port, bodies, requests, 4))
+    ends, normal = results[:clients], results[-1]
+    return {"clients": clients, "ends": {end: ends.count(end) for end in sorted(set(ends))},
+            "healthz_p50": float(np.percentile(probes, 50)), "healthz_max": max(probes), "probes": len(probes),
+            "requests": requests, "errors": len(normal["errors"])}
+
+
+def spread(values: list[float], digits: int = 1) -> str:
+    """The median of rounds with their min-max."""
+    return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
+
+
 def run(quick: bool = False, requests: int = 2000, concurrency: int = 16, checkpoint: str | None = None,
-        data_dir: str | None = None) -> str:
-    """Run the load test against fresh servers and return its Markdown section."""
+        data_dir: str | None = None, rounds: int = ROUNDS) -> str:
+    """Run the load tests against fresh servers and return the Markdown section."""
+    size = QUICK if quick else FULL
     if quick:
-        requests, concurrency = QUICK["requests"], QUICK["concurrency"]
-    test = load_mnist(data_dir)["test"]
+        requests, concurrency, rounds = QUICK["requests"], QUICK["concurrency"], 1
+    test = load_mnist(data_dir, splits=("test",))["test"]
     images, labels = test.images[:IMAGES].numpy(), test.labels[:IMAGES].tolist()
+
+    def bodies_of(side: int) -> list:
+        pngs = [png_bytes(image, side) for image in images]
+        return [(predict_request(p, i % 10), labels[i]) for i, p in enumerate(pngs)], len(pngs[0])
+
     cases = [("28x28 MNIST", 28, []), ("280x280 dark on white (page-sized)", 280, []),
              ("28x28 MNIST, `--max-batch 1`", 28, ["--max-batch", "1"])]
     rows = []
     for name, side, extra in cases:
-        pngs = [png_bytes(image, side) for image in images]
-        bodies = [(predict_request(p, i % 10), labels[i]) for i, p in enumerate(pngs)]
+        bodies, png_size = bodies_of(side)
         server, host, port = start_server(checkpoint, extra)
         try:
-            rows.append((name, len(pngs[0]), measure(server, host, port, bodies, requests, concurrency)))
+            rows.append((name, png_size, [measure(server, host, port, bodies, requests, concurrency)
+                                          for _ in range(rounds)]))
         finally:
-            server.terminate()
-            server.wait(timeout=30)
-    return render(rows, requests, concurrency, checkpoint, quick)
+            stop_server(server)
+    bodies, _ = bodies_of(28)
+    server, host, port = start_server(checkpoint, ["--body-timeout", str(size["body_timeout"])])
+    try:
+        long_run = endurance(server, host, port, bodies, size["endurance"], size["endurance_concurrency"])
+        slow = asyncio.run(slow_clients(host, port, bodies, size["slow_clients"], size["slow_seconds"],
+                                        size["slow_requests"]))
+    finally:
+        stop_server(server)
+    return render(rows, long_run, slow, requests, concurrency, rounds, checkpoint, quick, size)
 
 
-def render(rows, requests: int, concurrency: int, checkpoint: str | None, quick: bool) -> str:
+def stop_server(server: subprocess.Popen) -> None:
+    server.terminate()
+    server.wait(timeout=30)
+
+
+def render(rows, long_run: dict, slow: dict, requests: int, concurrency: int, rounds: int, checkpoint: str | None,
+           quick: bool, size: dict) -> str:
     flags = " --quick" if quick else f" --requests {requests} --concurrency {concurrency}"
     flags += f" --checkpoint {checkpoint}" if checkpoint else ""
     lines = [
         "## HTTP serving (`digitsum serve`)",
         "",
         f"`python benchmarks/bench_serve.py{flags}`: per row a fresh server, {WARMUP} warm-up requests, then "
-        f"{requests} POST /api/predict requests with {concurrency} in flight; server and client on the same "
-        f"{os.cpu_count()}-core machine ({'bundled model' if checkpoint is None else 'checkpoint ' + checkpoint}). "
-        f"Target: {TARGET}.",
+        f"{rounds} round(s) of {requests} POST /api/predict requests with {concurrency} in flight; server and client "
+        f"on the same {os.cpu_count()}-core machine "
+        f"({'bundled model' if checkpoint is None else 'checkpoint ' + checkpoint}). Latencies and rates are the "
+        f"median of the rounds (min-max). Target: {TARGET}.",
         "",
         "| image sent | PNG bytes | p50 ms | p99 ms | requests/s | server CPU ms/request | errors | digits right |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for name, size, m in rows:
-        errors = f"{m['errors']}" + (f" ({', '.join(m['kinds'])})" if m["kinds"] else "")
-        lines.append(f"| {name} | {size} | {m['p50']:.1f} | {m['p99']:.1f} | {m['rps']:.0f} | {m['cpu_ms']:.2f} | "
-                     f"{errors} | {100 * m['accuracy']:.1f}% |")
+    for name, png_size, measured in rows:
+        errors = sum(m["errors"] for m in measured)
+        kinds = sorted({k for m in measured for k in m["kinds"]})
+        shown = f"{errors}" + (f" ({', '.join(kinds)})" if kinds else "")
+        accuracy = statistics.mean(m["accuracy"] for m in measured)
+        lines.append(f"| {name} | {png_size} | {spread([m['p50'] for m in measured])} | "
+                     f"{spread([m['p99'] for m in measured])} | {spread([m['rps'] for m in measured], 0)} | "
+                     f"{spread([m['cpu_ms'] for m in measured], 2)} | {shown} | {100 * accuracy:.1f}% |")
+    growth = long_run["rss_after"] - long_run["rss_before"]
+    ends = ", ".join(f"{count} {end}" for end, count in slow["ends"].items())
+    lines += [
+        "",
+        f"Endurance: {long_run['requests']:,} requests of 28x28 digits with {size['endurance_concurrency']} in "
+        f"flight after {10 * WARMUP} warm-up requests: {long_run['errors']} errors"
+        + (f" ({', '.join(long_run['kinds'])})" if long_run["kinds"] else "")
+        + f", {long_run['rps']:.0f} requests/s; the server's resident memory went from "
+        f"{long_run['rss_before']:.1f} MB to {long_run['rss_after']:.1f} MB ({growth:+.1f} MB; target at most "
+        "+20 MB).",
+        "",
+        f"Slow clients: {slow['clients']} clients each trickling a request body one byte every 0.1 s (server "
+        f"`--body-timeout {size['body_timeout']}`), for {size['slow_seconds']} s. Meanwhile /healthz, probed "
+        f"{slow['probes']} times, answered in {slow['healthz_p50']:.1f} ms at the median and "
+        f"{slow['healthz_max']:.1f} ms at most (target: at most 100 ms), and {slow['requests']} ordinary requests "
+        f"got {slow['errors']} errors. How the trickling clients ended: {ends} (408: the server answered and "
+        "closed the connection).",
+    ]
     if quick:
         lines += ["", "_Quick run: a smoke test at tiny size, not a measurement._"]
     return "\n".join(lines)

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import io
+import signal
 import struct
+import subprocess
+import sys
+import time
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
+import httpx
 import numpy as np
 from PIL import Image
 
@@ -42,3 +50,35 @@ def png_header(width: int, height: int) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+@contextmanager
+def serving(checkpoint, log: Path, *flags: str) -> Iterator[str]:
+    """``python -m digitsum serve --port 0`` in its own process: yields its base URL once /healthz answers,
+    then stops it with Ctrl-C (SIGINT) and checks that it stopped cleanly."""
+    with log.open("w") as log_file:
+        process = subprocess.Popen([sys.executable, "-m", "digitsum", "serve", "--checkpoint", str(checkpoint),
+                                    "--port", "0", *flags], stdout=subprocess.PIPE, stderr=log_file, text=True)
+        try:
+            line = process.stdout.readline()  # "digitsum serve: http://127.0.0.1:PORT/ (Ctrl-C to stop)"
+            assert "http://" in line, f"digitsum serve did not start: {log.read_text()}"
+            url = line.split()[2]
+            deadline = time.monotonic() + 120  # a limit on waiting, not a measurement
+            while True:
+                try:
+                    if httpx.get(url + "healthz", timeout=5).json() == {"status": "ok"}:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert process.poll() is None and time.monotonic() < deadline, "the server never answered /healthz"
+                time.sleep(0.1)
+            yield url
+        finally:
+            process.send_signal(signal.SIGINT)  # what Ctrl-C sends
+            try:
+                code = process.wait(60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                code = process.wait()
+    stderr = log.read_text()
+    assert code == 0 and "digitsum serve: stopped" in stderr, f"no clean stop on Ctrl-C (exit {code}): {stderr}"

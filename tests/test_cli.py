@@ -13,6 +13,8 @@ import pytest
 import torch
 
 from digitsum.checkpoint import load_checkpoint
+from digitsum.cli import main
+from digitsum.evaluate import all_pairs_sums
 from digitsum.mixture import TEST_NUMBER_SEED, fixed_numbers, normalize
 from helpers import assert_one_line_error, run_cli
 
@@ -23,16 +25,15 @@ def test_evaluate_json_reports_the_figures_of_a_count_made_here(capsys, small_ru
     metrics = json.loads(out)
     model, test = load_checkpoint(small_run).model, mnist["test"]
     numbers = fixed_numbers(10000, TEST_NUMBER_SEED)
-    with torch.inference_mode():  # one plain forward pass per number, counted here
-        logits = [model(normalize(test.images), torch.full((10000,), k)) for k in range(10)]
-    digits = logits[0][0].argmax(1)
-    sums = torch.stack([s.argmax(1) for _, s in logits], 1)  # (10000, 10): every image with every number
-    mine = sums[torch.arange(10000), numbers]
+    with torch.inference_mode():  # one plain forward pass, counted here
+        digit_logits, sum_logits = model(normalize(test.images), numbers)
+    digits, sums = digit_logits.argmax(1), sum_logits.argmax(1)
+    pairs = all_pairs_sums(model, test.images)  # (10000, 10); checked against forward passes in test_evaluate.py
     assert metrics["n"] == 10000 and metrics["all_pairs_n"] == 100000
     assert metrics["digit_accuracy"] == (digits == test.labels).sum().item() / 10000
-    assert metrics["sum_accuracy"] == (mine == test.labels + numbers).sum().item() / 10000
-    assert metrics["consistency"] == (mine == digits + numbers).sum().item() / 10000
-    assert metrics["all_pairs_sum_accuracy"] == (sums == test.labels[:, None] + torch.arange(10)).sum().item() / 100000
+    assert metrics["sum_accuracy"] == (sums == test.labels + numbers).sum().item() / 10000
+    assert metrics["consistency"] == (sums == digits + numbers).sum().item() / 10000
+    assert metrics["all_pairs_sum_accuracy"] == (pairs == test.labels[:, None] + torch.arange(10)).sum().item() / 100000
     sevens = test.labels == 7
     assert metrics["per_digit_accuracy"]["7"] == (digits[sevens] == 7).sum().item() / sevens.sum().item()
     assert metrics["digit_accuracy"] > 0.9  # a real model: the small run learned
@@ -139,3 +140,24 @@ def test_output_directory_that_holds_a_run(capsys, small_run, mnist_dir):
     code, _, err = run_cli(capsys, "train", "--data-dir", str(mnist_dir), "--out", str(small_run))
     assert code == 1
     assert_one_line_error(err, "already holds a run", "--overwrite")
+
+
+def test_a_bug_is_not_dressed_as_a_users_mistake(monkeypatch, small_run, mnist_dir):
+    def broken(model, test):
+        raise ValueError("an internal inconsistency")  # what a bug deep inside looks like
+
+    monkeypatch.setattr("digitsum.evaluate.evaluate", broken)
+    with pytest.raises(ValueError, match="an internal inconsistency"):  # not caught: Python prints the traceback
+        main(["evaluate", "--checkpoint", str(small_run), "--data-dir", str(mnist_dir)])
+
+
+def test_a_bug_shows_its_traceback_and_exits_1(tmp_path):
+    script = ("import sys, digitsum.training\n"
+              "def broken(*a, **k): raise KeyError('a bug')\n"
+              "digitsum.training.train = broken\n"
+              "from digitsum.cli import main\n"
+              "sys.exit(main(['train', '--out', sys.argv[1]]))\n")
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "run")], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr and "KeyError: 'a bug'" in result.stderr

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 
+import digitsum
 from digitsum.checkpoint import load_checkpoint
 from digitsum.config import ConfigError, ModelConfig, TrainConfig
 from digitsum.evaluate import accuracy, fixed_test_mixture, infer
@@ -18,11 +20,29 @@ from digitsum.training.distributed import World
 from digitsum.training.epoch import validate
 
 
-def torchrun(*argv: str) -> subprocess.CompletedProcess:
-    """``torchrun --standalone --nproc-per-node 2 -m digitsum ...`` (through python -m, whatever PATH holds)."""
+def torchrun(*argv: str, entry: list[str] | None = None) -> subprocess.CompletedProcess:
+    """``torchrun --standalone --nproc-per-node 2 -m digitsum ...`` (through python -m, whatever PATH holds),
+    in a session of its own, as a terminal runs it. ``entry`` replaces ``-m digitsum`` (a script)."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-               "-m", "digitsum", *argv]
-    return subprocess.run(command, check=False, capture_output=True, text=True, timeout=600)
+               *(entry or ["-m", "digitsum"]), *argv]
+    return subprocess.run(command, check=False, capture_output=True, text=True, timeout=600, start_new_session=True)
+
+
+# Rank 0 presses Ctrl-C for the whole process group (torchrun and both ranks, as a terminal does)
+# after CTRL_C_AT training steps: the same point however busy the machine is.
+CTRL_C = """
+import os, signal, sys
+from digitsum.cli import main
+from digitsum.training import epoch
+loss, calls = epoch.digitsum_loss, [0]
+def counted(*args):
+    calls[0] += 1
+    if calls[0] == {at} and os.environ["RANK"] == "0":
+        os.killpg(os.getpgid(0), signal.SIGINT)
+    return loss(*args)
+epoch.digitsum_loss = counted
+sys.exit(main(sys.argv[1:]))
+"""
 
 
 def test_two_processes_write_one_run_and_print_once(mnist_dir, mnist, tmp_path):
@@ -92,3 +112,23 @@ def test_single_process_collectives_are_identities():
     assert world.broadcast_bytes(b"abc") == b"abc"
     with pytest.raises(ValueError, match="boom"), world.together():
         raise ValueError("boom")
+
+
+def test_ctrl_c_under_torchrun_saves_once_and_the_run_resumes(mnist_dir, tmp_path):
+    out, steps = tmp_path / "ddp", 2000 // 64  # optimizer steps per epoch (global batch 64)
+    script = tmp_path / "ctrl_c.py"
+    script.write_text(CTRL_C.format(at=steps + 10))
+    flags = ["--data-dir", str(mnist_dir), "--limit", "2000", "--epochs", "3", "--batch-size", "64",
+             "--val-size", "1000", "--threads", "1"]
+    stopped = torchrun("train", *flags, "--out", str(out), entry=[str(script)])
+    assert stopped.returncode != 0  # torchrun reports the interrupt in its own words; no rank shows a traceback
+    assert f'File "{Path(digitsum.__file__).parent}' not in stopped.stderr, stopped.stderr
+    assert stopped.stderr.count("digitsum train: training stopped at epoch 2, step 10 of 31") == 1, stopped.stderr
+    assert stopped.stderr.count("Resume with: torchrun <the same options> -m digitsum train --resume") == 1
+    assert sorted(p.name for p in (out / "resume").iterdir()) == [f"step-{steps:07d}", f"step-{steps + 10:07d}"]
+
+    resumed = torchrun("train", "--resume", str(out), "--data-dir", str(mnist_dir), "--threads", "1")
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.count("run written to") == 1
+    assert [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
+    assert json.loads((out / "metrics.json").read_text())["n"] == 10000 and not (out / "resume").exists()

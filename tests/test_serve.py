@@ -20,6 +20,7 @@ from digitsum.predict import Predictor, load_model
 from digitsum.preprocess import open_image, to_mnist
 from digitsum.serve import create_app
 from digitsum.serve.batcher import MicroBatcher
+from digitsum.serve.limits import RequestLimits
 from helpers import png_header
 
 
@@ -137,15 +138,14 @@ def test_body_over_the_limit_is_413_and_one_under_it_is_answered(small_limit_cli
     assert post(small_limit_client, png(digits[0][0]), "1").status_code == 200
 
 
-def test_body_without_content_length_is_counted_and_stopped_at_the_limit(predictor):
-    """A streamed (chunked) body gets its 413 as soon as the limit is passed, not after it is all read."""
-    app = create_app(predictor, max_body_bytes=10_000)
-    head = b'--b\r\nContent-Disposition: form-data; name="image"; filename="x.png"\r\n\r\n'
-    chunks = [head] + [b"x" * 1000] * 1000  # 1 MB in 1 kB chunks
+def stream(app, chunks: list[bytes]) -> tuple[list[dict], int]:
+    """Run ``app`` on a POST whose body arrives in ``chunks`` with no Content-Length: (messages sent, chunks read)."""
     taken, sent = [], []
 
     async def receive():
         taken.append(len(taken))
+        if len(taken) > len(chunks):
+            return {"type": "http.disconnect"}
         return {"type": "http.request", "body": chunks[len(taken) - 1], "more_body": len(taken) < len(chunks)}
 
     async def send(message):
@@ -155,8 +155,30 @@ def test_body_without_content_length_is_counted_and_stopped_at_the_limit(predict
              "query_string": b"", "root_path": "", "scheme": "http", "http_version": "1.1",
              "headers": [(b"content-type", b"multipart/form-data; boundary=b")], "server": ("test", 80)}
     anyio.run(app, scope, receive, send)
+    return sent, min(len(taken), len(chunks))
+
+
+HEAD = b'--b\r\nContent-Disposition: form-data; name="image"; filename="x.png"\r\n\r\n'
+
+
+def test_a_streamed_body_over_the_limit_is_read_to_its_end_then_refused_with_413(predictor):
+    """Without Content-Length, the bytes are counted; past the limit the rest is read and discarded, so that a
+    client writing its whole body before reading gets the 413 (not a reset connection), and the connection closes."""
+    app = create_app(predictor, max_body_bytes=10_000)
+    sent, read = stream(app, [HEAD] + [b"x" * 1000] * 1000)  # 1 MB in 1 kB chunks
+    assert sent[0]["status"] == 413 and (b"connection", b"close") in sent[0]["headers"]
+    assert read == 1001  # all of it: far below the drain bound
+
+
+def test_draining_a_refused_body_stops_at_its_bound():
+    async def reads_everything(scope, receive, send):  # an app that wants the whole body, as a form parser does
+        while (await receive()).get("more_body"):
+            pass
+
+    app = RequestLimits(reads_everything, max_bytes=10_000, drain_bytes=50_000)
+    sent, read = stream(app, [HEAD] + [b"x" * 1000] * 1000)
     assert sent[0]["status"] == 413
-    assert len(taken) < 20  # stopped after about 10 kB of the 1 MB
+    assert 50 <= read <= 53  # about 50 kB read in all, then the connection is given up
 
 
 def test_healthz_and_info(client, predictor):
@@ -250,10 +272,13 @@ def test_load_benchmark_runs_against_a_real_server_without_errors(small_run, mni
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
     import bench_serve
 
-    section = bench_serve.run(requests=20, concurrency=4, checkpoint=str(small_run), data_dir=str(mnist_dir))
+    section = bench_serve.run(quick=True, checkpoint=str(small_run), data_dir=str(mnist_dir))
     rows = [line.split("|")[1:-1] for line in section.splitlines() if line.startswith("| 28") or
             line.startswith("| 280")]
     assert len(rows) == 3
     for row in rows:
         assert row[6].strip() == "0"  # errors
-        assert float(row[4]) > 0  # requests/s
+        assert float(row[4].split()[0]) > 0  # requests/s
+    assert "Endurance: 300 requests" in section and "in flight after 500 warm-up requests: 0 errors" in section
+    assert "5 clients each trickling" in section and "ordinary requests got 0 errors" in section
+    assert "5 408" in section  # every trickling client was answered 408 and closed by the server

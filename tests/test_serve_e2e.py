@@ -8,15 +8,12 @@ never races another process for a port.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import sync_playwright
+
+from helpers import serving
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -41,33 +38,8 @@ def chromium() -> str:
 @pytest.fixture
 def server(small_run, tmp_path):
     """``python -m digitsum serve`` on a free port: yields its base URL once /healthz answers."""
-    log = (tmp_path / "serve.log").open("w")
-    process = subprocess.Popen([sys.executable, "-m", "digitsum", "serve", "--checkpoint", str(small_run),
-                                "--port", "0"], stdout=subprocess.PIPE, stderr=log, text=True)
-    try:
-        line = process.stdout.readline()  # "digitsum serve: http://127.0.0.1:PORT/ (Ctrl-C to stop)"
-        assert "http://" in line, f"digitsum serve did not start: {(tmp_path / 'serve.log').read_text()}"
-        url = line.split()[2]
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "healthz", timeout=2).json() == {"status": "ok"}:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, "the server never answered /healthz"
-            time.sleep(0.1)
+    with serving(small_run, tmp_path / "serve.log") as url:
         yield url
-    finally:
-        process.send_signal(signal.SIGINT)  # what Ctrl-C sends
-        try:
-            code = process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            code = process.wait()
-        log.close()
-    stderr = (tmp_path / "serve.log").read_text()
-    assert code == 0 and "digitsum serve: stopped" in stderr, f"no clean stop on Ctrl-C (exit {code}): {stderr}"
 
 
 def draw(page, strokes) -> None:

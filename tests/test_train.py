@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from safetensors.torch import load_file
@@ -11,7 +10,7 @@ from safetensors.torch import load_file
 from digitsum.config import ModelConfig, TrainConfig
 from digitsum.errors import RunDirError
 from digitsum.model import build_model
-from digitsum.training import train
+from digitsum.training import epoch, train
 from digitsum.training.objective import make_optimizer
 
 EPOCH_KEYS = {"epoch", "train_loss", "train_digit_accuracy", "train_sum_accuracy",
@@ -89,18 +88,25 @@ def test_warm_up_reaches_the_peak_rate_after_its_share_of_the_run():
     assert rates[-1] < 1e-6
 
 
-def test_on_step_sees_each_step_and_its_time_is_not_training_time(mnist_dir, tmp_path):
+def test_on_step_sees_each_step_and_its_time_is_not_training_time(mnist_dir, tmp_path, monkeypatch):
+    now = [0.0]
+
+    def tick() -> float:  # a clock that advances one second each time training reads it
+        now[0] += 1.0
+        return now[0]
+
     seen = []
 
     def slow_hook(done):
         seen.append((done.step, done.steps, done.seconds, done.model.training))
-        time.sleep(0.05)
+        now[0] += 1000.0  # the hook "takes" 1000 s
 
+    monkeypatch.setattr(epoch, "clock", tick)
     cfg = TrainConfig(epochs=1, batch_size=100, limit=1500, threads=1, val_size=1000)
     records = []
     train(ModelConfig(fusion="concat"), cfg, tmp_path / "run", data_dir=str(mnist_dir), on_step=slow_hook,
           on_epoch=lambda record, model: records.append(record))
     assert [s[:2] for s in seen] == [(i, 15) for i in range(1, 16)] and all(s[3] for s in seen)
-    assert [s[2] for s in seen] == sorted(s[2] for s in seen)
-    assert records[0].seconds == pytest.approx(seen[-1][2], abs=0.01)  # the 0.75 s of sleeping not counted
+    assert [s[2] for s in seen] == [float(i) for i in range(1, 16)]  # one tick per step, none of the hook's
+    assert records[0].seconds == 16.0  # 15 steps and the end of the epoch: the 15 x 1000 s of hook not counted
     assert json.loads((tmp_path / "run" / "config.json").read_text())["model"]["fusion"] == "concat"

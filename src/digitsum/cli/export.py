@@ -41,7 +41,11 @@ def check_batch(data_dir: str | None, n: int):
 
 def run(args) -> int:
     from ..checkpoint import load_checkpoint
+    from ..errors import require
     from ..export import describe, export_onnx
+
+    for module in ("onnx", "onnxscript", "onnxruntime"):  # before anything loads: one line if one is missing
+        require(module, "onnx", "digitsum export")
 
     checkpoint = load_checkpoint(args.checkpoint)
     images, numbers, what = check_batch(args.data_dir, args.check_images)

@@ -10,6 +10,7 @@ from .common import add_checkpoint, int_in, positive_number
 
 def add(sub) -> None:
     from ..serve.batcher import MAX_BATCH
+    from ..serve.limits import BODY_SECONDS
 
     p = sub.add_parser("serve", help="serve the drawing page and the JSON prediction API",
                        description="Serve a web page to draw a digit on and a JSON API "
@@ -22,6 +23,9 @@ def add(sub) -> None:
                    help="port to listen on, 0 for any free one (default: 8000)")
     p.add_argument("--max-body-mb", type=positive_number("megabytes"), default=5.0,
                    help="largest request body accepted, in MB; bigger ones get 413 (default: 5)")
+    p.add_argument("--body-timeout", type=positive_number("seconds"), default=BODY_SECONDS,
+                   help="seconds a request body may take to arrive; slower ones get 408 and are closed "
+                   f"(default: {BODY_SECONDS:g})")
     p.add_argument("--max-batch", type=int_in(1), default=MAX_BATCH, help="most requests answered by one model call; "
                    f"requests that arrive while the model runs wait for the next call (default: {MAX_BATCH}; "
                    "1: one call per request)")
@@ -64,7 +68,8 @@ def run(args) -> int:
 
     with threads(args.threads):
         predictor = load_model(args.checkpoint, runtime=args.runtime)
-        app = create_app(predictor, max_body_bytes=int(args.max_body_mb * 1_000_000), max_batch=args.max_batch)
+        app = create_app(predictor, max_body_bytes=int(args.max_body_mb * 1_000_000), max_batch=args.max_batch,
+                         body_seconds=args.body_timeout)
         sock = listen(args.host, args.port)
         host, port = sock.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
