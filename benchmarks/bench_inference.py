@@ -54,11 +54,11 @@ class NCHWBackend(TorchBackend):
         super().__init__(copy.deepcopy(model))  # TorchBackend makes its model channels-last: undo that
         self.model.to(memory_format=torch.contiguous_format)
 
-    def __call__(self, images: np.ndarray, numbers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, images: np.ndarray, numbers: np.ndarray) -> tuple[np.ndarray, ...]:
         with torch.inference_mode():
             x = torch.from_numpy(images)  # (N, 1, 28, 28) NCHW
-            digit_logits, sum_logits = self.model(x, torch.from_numpy(numbers))
-        return digit_logits.numpy(), sum_logits.numpy()
+            outputs = self.model(x, torch.from_numpy(numbers), with_verdict=self.model.has_verdict)
+        return tuple(o.numpy() for o in outputs)
 
 
 class NoOneDNN(TorchBackend):

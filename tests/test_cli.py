@@ -99,7 +99,7 @@ def test_unreadable_checkpoint(capsys, small_run, tmp_path):
 def test_config_that_does_not_match_the_weights(capsys, small_run, tmp_path):
     shutil.copy(small_run / "model.safetensors", tmp_path)
     config = json.loads((small_run / "config.json").read_text())
-    config["model"]["arch"] = "seed"
+    config["model"]["conv1"] = 8  # a valid config, but not the one of these weights
     (tmp_path / "config.json").write_text(json.dumps(config))
     code, _, err = run_cli(capsys, "evaluate", "--checkpoint", str(tmp_path))
     assert code == 1
@@ -143,7 +143,7 @@ def test_output_directory_that_holds_a_run(capsys, small_run, mnist_dir):
 
 
 def test_a_bug_is_not_dressed_as_a_users_mistake(monkeypatch, small_run, mnist_dir):
-    def broken(model, test):
+    def broken(*args, **kwargs):
         raise ValueError("an internal inconsistency")  # what a bug deep inside looks like
 
     monkeypatch.setattr("digitsum.evaluate.evaluate", broken)

@@ -50,7 +50,8 @@ def test_two_processes_write_one_run_and_print_once(mnist_dir, mnist, tmp_path):
     result = torchrun("train", "--data-dir", str(mnist_dir), "--limit", "2000", "--epochs", "1", "--batch-size", "64",
                       "--val-size", "1000", "--threads", "1", "--out", str(out))
     assert result.returncode == 0, result.stderr
-    assert {p.name for p in out.iterdir()} == {"config.json", "model.safetensors", "metrics.jsonl", "metrics.json"}
+    assert {p.name for p in out.iterdir()} == {"config.json", "model.safetensors", "metrics.jsonl", "metrics.json",
+                                               "calibration.json"}
     lines = (out / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 1  # written by rank 0 only
     assert result.stdout.count("epoch  1/1") == 1 and result.stdout.count("run written to") == 1

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from digitsum.augment import draw_shifts, shift, stretch
 from digitsum.evaluate import fixed_test_mixture
-from digitsum.mixture import MEAN, STD, NumberMixture, normalize, random_shift
+from digitsum.mixture import IGNORE, MEAN, STD, NumberMixture, normalize
 
 
 def tiny(n: int = 50) -> NumberMixture:
@@ -66,7 +67,7 @@ def test_ranks_split_each_global_batch_without_overlap():
 def test_shift_moves_pixels_without_changing_ink():
     img = torch.zeros(1, 28, 28, dtype=torch.uint8)
     img[0, 10:14, 10:14] = 255
-    shifted = random_shift(img.repeat(64, 1, 1), 2, torch.Generator().manual_seed(0))
+    shifted = shift(img.repeat(64, 1, 1), draw_shifts(64, 2, torch.Generator().manual_seed(0)), 2)
     assert (shifted.flatten(1).sum(1) == img.sum()).all()  # nothing falls off the edge
     assert len({tuple(s.nonzero()[0].tolist()) for s in shifted}) > 1
 
@@ -84,3 +85,35 @@ def test_item_view_matches_batches(mnist):
     batch = next(m.batches(8))
     assert torch.equal(image, batch.images[3]) and (number, digit, total) == (
         int(batch.numbers[3]), int(batch.digits[3]), int(batch.sums[3]))
+
+
+def test_ranks_share_the_global_batch_with_its_shifts_stretches_and_non_digits(mnist):
+    train = mnist["train"]
+    m = NumberMixture(train.images[:200], train.labels[:200])
+    m.negatives = train.images[200:260].flip(2)  # stand-ins: only their identity matters here
+    options = {"epoch": 2, "seed": 5, "max_shift": 2, "stretch_share": 0.5, "negative_share": 0.25}
+    whole = next(m.epoch_batches(batch_size=40, **options))
+    shares = [next(m.epoch_batches(batch_size=20, rank=r, world_size=2, **options)) for r in (0, 1)]
+    for field in ("images", "numbers", "digits", "sums", "real"):
+        merged = torch.cat([getattr(s, field) for s in shares])
+        assert sorted(map(str, merged.flatten(1).tolist() if merged.ndim > 1 else merged.tolist())) == sorted(
+            map(str, getattr(whole, field).flatten(1).tolist() if merged.ndim > 1 else getattr(whole, field).tolist()))
+    assert whole.real.sum() == 40 and (~whole.real).sum() == 10  # 40 digits, a quarter as many non-digits
+    assert (whole.digits[~whole.real] == IGNORE).all() and (whole.sums[~whole.real] == IGNORE).all()
+
+
+def test_stretching_widens_a_thin_digit_toward_its_box_and_keeps_its_centre(mnist):
+    ones = mnist["test"].images[mnist["test"].labels == 1][:20]
+    full = stretch(ones, torch.ones(20))
+
+    def width(images):
+        return (images.amax(1) > 0).sum(1).float()
+
+    def centre(images):
+        x = images.float()
+        return (x.sum(1) * torch.arange(28)).sum(1) / x.sum((1, 2))
+
+    assert (width(full) >= 19).all() and (width(ones) <= 12).all()  # a 1 stretched all the way fills the box
+    assert (centre(full) - 14).abs().max() < 1
+    unchanged = stretch(ones, torch.zeros(20))
+    assert (width(unchanged) - width(ones)).abs().max() <= 2  # not stretched: only resampled

@@ -62,7 +62,8 @@ def test_the_api_is_exported_from_the_package():
 def test_an_mnist_png_predicts_as_the_training_pipeline_does(model, small_run, mnist, tmp_path):
     mixture = fixed_test_mixture(mnist["test"])
     n = 200
-    expected = infer(load_checkpoint(small_run).model, mixture, stop=n)
+    checkpoint = load_checkpoint(small_run)
+    expected = infer(checkpoint.model, mixture, stop=n, calibration=checkpoint.calibration)
     for i in range(0, n, 20):
         path = tmp_path / f"{i}.png"
         path.write_bytes(encode(mixture.images[i].numpy()))
@@ -124,11 +125,12 @@ def test_predict_batch_refuses_mismatched_lengths_and_bad_inputs(model, mnist):
 def test_the_torch_backend_returns_logits_as_numpy(small_run, mnist):
     ckpt = load_checkpoint(small_run)
     x = ((mnist["test"].images[:5].float() / 255 - 0.1307) / 0.3081).unsqueeze(1).numpy()  # (5, 1, 28, 28)
-    digit, total = TorchBackend(ckpt.model)(x, np.arange(5))
+    digit, total, verdict = TorchBackend(ckpt.model)(x, np.arange(5))
     with torch.inference_mode():
-        d, s = ckpt.model(torch.from_numpy(x), torch.arange(5))
-    assert digit.shape == (5, 10) and total.shape == (5, 19)
+        d, s, v = ckpt.model(torch.from_numpy(x), torch.arange(5), with_verdict=True)
+    assert digit.shape == (5, 10) and total.shape == (5, 19) and verdict.shape == (5,)
     assert np.allclose(digit, d.numpy(), atol=1e-6) and np.allclose(total, s.numpy(), atol=1e-6)
+    assert np.allclose(verdict, v.numpy(), atol=1e-6)
 
 
 def test_load_model_without_a_path_loads_the_bundled_model(monkeypatch, small_run):

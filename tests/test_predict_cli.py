@@ -15,7 +15,8 @@ from digitsum import checkpoint as checkpoint_module
 from digitsum import predict as predict_module
 from helpers import assert_one_line_error, encode, png_header, run_cli
 
-RESULT_KEYS = ["image", "number", "digit", "sum", "digit_probability", "sum_probability"]
+RESULT_KEYS = ["image", "number", "digit", "sum", "digit_probability", "sum_probability", "is_digit",
+               "is_digit_score"]
 LINE = re.compile(r"^(\S+) \+ (\d): digit (\d) \((\d+\.\d)%\), sum (\d+) \((\d+\.\d)%\)$")
 
 

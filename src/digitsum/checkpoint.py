@@ -2,7 +2,8 @@
 
 A checkpoint is a ``model.safetensors`` (weights only) with a ``config.json`` beside
 it holding at least ``{"model": ModelConfig}``; a run directory also holds
-``metrics.json``. Nothing is ever unpickled.
+``metrics.json`` and ``calibration.json`` (temperatures and the verdict's threshold; an older
+checkpoint without it predicts uncalibrated). Nothing is ever unpickled.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
+from .calibration import Calibration
 from .config import ModelConfig
 from .errors import CheckpointError, ConfigError
-from .files import CONFIG, METRICS, WEIGHTS, atomic_write_bytes
+from .files import CALIBRATION, CONFIG, METRICS, WEIGHTS, atomic_write_bytes
 from .model import DigitSumNet, build_model
 
 
@@ -32,6 +34,7 @@ class Checkpoint:
     config: dict
     metrics: dict = field(default_factory=dict)
     path: Path | None = None
+    calibration: Calibration = field(default_factory=Calibration)
 
 
 def bundled_path() -> Path:
@@ -106,4 +109,14 @@ def load_checkpoint(path: str | os.PathLike | None = None, device: torch.device 
     metrics_path = config_path.parent / METRICS
     metrics = read_json(metrics_path, "metrics") if metrics_path.is_file() else {}
     model.to(device).eval()
-    return Checkpoint(model, config, metrics, weights)
+    return Checkpoint(model, config, metrics, weights, read_calibration(config_path.parent / CALIBRATION))
+
+
+def read_calibration(path: Path) -> Calibration:
+    """calibration.json (CheckpointError if malformed), or the neutral Calibration when there is none."""
+    if not path.is_file():
+        return Calibration()
+    try:
+        return Calibration.from_dict(read_json(path, "calibration"))
+    except TypeError as error:
+        raise CheckpointError(f"checkpoint calibration {path} is malformed ({error})") from None

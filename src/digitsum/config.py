@@ -10,6 +10,8 @@ NUM_DIGITS, NUM_NUMBERS, NUM_SUMS = 10, 10, 19  # a digit 0-9 and a number 0-9 i
 ARCHS = ("default", "seed")
 FUSIONS = ("product", "concat")
 DEVICES = "cpu, cuda, cuda:N, mps or auto"
+LEGACY_MODEL = {"verdict": False}  # what a config.json written before these fields existed meant
+LEGACY_TRAIN = {"stretch": 0.0, "negatives": 0.0}
 
 
 def _check(condition: bool, message: str) -> None:
@@ -35,6 +37,8 @@ class ModelConfig:
     """Size of the number's embedding with ``concat`` fusion (``product`` embeds it in ``hidden``)."""
     fusion: str = "product"
     """How the default architecture's sum head fuses the number: ``product`` or ``concat`` (see model.py)."""
+    verdict: bool | None = None
+    """A head that tells a digit from a non-digit (None: the default network has one, the seed network not)."""
 
     def __post_init__(self):
         _check(self.arch in ARCHS, f"unknown architecture {self.arch!r}; choose one of {', '.join(ARCHS)}")
@@ -42,12 +46,16 @@ class ModelConfig:
         for name in ("conv1", "conv2", "conv3", "hidden", "embedding"):
             _check(isinstance(getattr(self, name), int) and getattr(self, name) > 0,
                    f"model {name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.verdict is None:
+            object.__setattr__(self, "verdict", self.arch == "default")
+        _check(not (self.verdict and self.arch == "seed"), "the seed network (the notebook's) has no verdict head")
 
     @classmethod
     def from_dict(cls, values: dict) -> ModelConfig:
-        """Rebuild from ``asdict`` output, ignoring unknown keys."""
+        """Rebuild from ``asdict`` output, ignoring unknown keys; a config written before the verdict head
+        existed describes a network without one."""
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+        return cls(**{**LEGACY_MODEL, **{k: v for k, v in values.items() if k in known}})
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -73,6 +81,10 @@ class TrainConfig:
     """Weight of the agreement term: KL from the sum implied by the digit head to the sum head."""
     max_shift: int = 2
     """Random translation of training images, in pixels (0 disables it)."""
+    stretch: float = 0.35
+    """Share of training digits stretched toward filling their box, as USPS and optdigits digits are."""
+    negatives: float = 0.125
+    """Synthetic non-digits (negatives.py) added to each batch, as a share of its digits, for the verdict head."""
     seed: int = 0
     """Seeds the weights, the per-epoch order, numbers and shifts."""
     threads: int = 0
@@ -93,14 +105,18 @@ class TrainConfig:
         _check(0 <= self.label_smoothing < 1, f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
         _check(self.consistency >= 0, f"--consistency must be non-negative, got {self.consistency}")
         _check(0 <= self.max_shift <= 8, f"--max-shift must be 0-8, got {self.max_shift}")
+        _check(0 <= self.stretch <= 1, f"--stretch must be in [0, 1] (a share of the digits), got {self.stretch}")
+        _check(0 <= self.negatives <= 1, f"--negatives must be in [0, 1] (a share of each batch), got {self.negatives}")
         _check(self.threads >= 0, f"--threads must be non-negative, got {self.threads}")
         _check(self.limit >= 0, f"--limit must be non-negative, got {self.limit}")
         _check(0 < self.val_size < 60000, f"--val-size must be 1-59999, got {self.val_size}")
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
+        """Rebuild from ``asdict`` output, ignoring unknown keys; a run recorded before an option existed
+        is read with the value that reproduces it (no stretching, no non-digits)."""
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+        return cls(**{**LEGACY_TRAIN, **{k: v for k, v in values.items() if k in known}})
 
     def to_dict(self) -> dict:
         return asdict(self)

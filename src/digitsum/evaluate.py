@@ -1,16 +1,19 @@
 """Inference over a mixture, and the metrics digitsum reports.
 
-``infer`` gives a model's probabilities on an evaluation mixture; ``metrics`` turns predictions
-into digitsum's report card; ``evaluate`` is the two on the MNIST test set with its fixed
-numbers, plus every test image with every number ("all pairs").
+``infer`` gives a model's logits and probabilities on an evaluation mixture; ``metrics`` turns
+predictions into digitsum's report card; ``evaluate`` is the two on the MNIST test set with its
+fixed numbers, plus every test image with every number ("all pairs"), how well calibrated the
+probabilities are, and the share of test digits the verdict reads as digits.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
+from .calibration import Calibration, expected_calibration_error
 from .config import NUM_DIGITS, NUM_NUMBERS
 from .mixture import TEST_NUMBER_SEED, NumberMixture, normalize
 from .model import DigitSumNet
@@ -19,10 +22,13 @@ from .runtime import evaluating
 
 @dataclass
 class Outputs:
-    """A model's probabilities over a mixture, in its order."""
+    """A model's probabilities over a mixture, in its order (with their logits, when ``infer`` made them)."""
 
     digit_probs: torch.Tensor  # (N, 10)
     sum_probs: torch.Tensor  # (N, 19)
+    digit_logits: torch.Tensor | None = None  # (N, 10)
+    sum_logits: torch.Tensor | None = None  # (N, 19)
+    is_digit_scores: torch.Tensor | None = None  # (N,) the verdict head's probability that each is a digit
 
     @property
     def digits(self) -> torch.Tensor:
@@ -38,22 +44,33 @@ def model_device(model: torch.nn.Module) -> torch.device:
 
 
 @torch.inference_mode()
-def infer(model: DigitSumNet, mixture: NumberMixture, batch_size: int = 2000,
-          start: int = 0, stop: int | None = None) -> Outputs:
-    """Probabilities for items ``start:stop`` of an evaluation mixture (in evaluation mode; the model's
-    own mode is put back afterwards)."""
+def infer(model: DigitSumNet, mixture: NumberMixture, batch_size: int = 2000, start: int = 0,
+          stop: int | None = None, calibration: Calibration | None = None,
+          on_batch: Callable[[int], None] | None = None) -> Outputs:
+    """Logits and probabilities (with ``calibration``'s temperatures) for items ``start:stop`` of an
+    evaluation mixture, in evaluation mode (the model's own mode is put back afterwards). ``on_batch``
+    is told how many items each batch held (a progress bar)."""
     device = model_device(model)
-    digit, total = [], []
+    calibration = calibration or Calibration()
+    digit, total, verdict = [], [], []
     with evaluating(model):
         for batch in mixture.batches(batch_size, start, stop):
-            d, s = model(batch.images.to(device), batch.numbers.to(device))
-            digit.append(d.softmax(1).float().cpu())
-            total.append(s.softmax(1).float().cpu())
-    return Outputs(torch.cat(digit), torch.cat(total))
+            outputs = model(batch.images.to(device), batch.numbers.to(device), with_verdict=model.has_verdict)
+            digit.append(outputs[0].float().cpu())
+            total.append(outputs[1].float().cpu())
+            if model.has_verdict:
+                verdict.append(torch.sigmoid(outputs[2].float()).cpu())
+            if on_batch:
+                on_batch(len(batch.numbers))
+    digit_logits, sum_logits = torch.cat(digit), torch.cat(total)
+    return Outputs((digit_logits / calibration.digit_temperature).softmax(1),
+                   (sum_logits / calibration.sum_temperature).softmax(1), digit_logits, sum_logits,
+                   torch.cat(verdict) if verdict else None)
 
 
 @torch.inference_mode()
-def all_pairs_sums(model: DigitSumNet, images: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
+def all_pairs_sums(model: DigitSumNet, images: torch.Tensor, batch_size: int = 2000,
+                   on_batch: Callable[[int], None] | None = None) -> torch.Tensor:
     """Predicted sum for every image (N, 28, 28 uint8) with every number 0-9 -> (N, 10).
 
     The image branch runs once per image; only the heads run for each of the ten numbers.
@@ -67,6 +84,8 @@ def all_pairs_sums(model: DigitSumNet, images: torch.Tensor, batch_size: int = 2
             numbers = torch.arange(NUM_NUMBERS, device=device).repeat(b)  # (B*10,)
             _, sums = model.heads(feats.repeat_interleave(NUM_NUMBERS, 0), numbers)  # (B*10, 19)
             out.append(sums.argmax(1).view(b, NUM_NUMBERS).cpu())
+            if on_batch:
+                on_batch(b)
     return torch.cat(out)
 
 
@@ -104,12 +123,21 @@ def fixed_test_mixture(test) -> NumberMixture:
     return NumberMixture.fixed(test.images, test.labels, TEST_NUMBER_SEED)
 
 
-def evaluate(model: DigitSumNet, test) -> dict:
-    """digitsum's report card on the MNIST test set (numbers fixed by TEST_NUMBER_SEED), all pairs included."""
+def evaluate(model: DigitSumNet, test, calibration: Calibration | None = None,
+             on_batch: Callable[[int], None] | None = None) -> dict:
+    """digitsum's report card on the MNIST test set (numbers fixed by TEST_NUMBER_SEED), all pairs included,
+    with the expected calibration error of both heads' probabilities (with ``calibration``'s temperatures)
+    and, for a network with a verdict head, the share of test digits its rule reads as digits."""
+    calibration = calibration or Calibration()
     mixture = fixed_test_mixture(test)
-    out = infer(model, mixture)
-    pairs = all_pairs_sums(model, mixture.images)  # (N, 10)
+    out = infer(model, mixture, calibration=calibration, on_batch=on_batch)
+    pairs = all_pairs_sums(model, mixture.images, on_batch=on_batch)  # (N, 10)
     card = metrics(out.digits, out.sums, mixture.labels, mixture.numbers)
     per_digit = card.pop("per_digit_accuracy")  # keeps the order of the keys evaluate --json has always had
-    return {**card, "all_pairs_sum_accuracy": all_pairs_accuracy(pairs, mixture.labels), "all_pairs_n": pairs.numel(),
-            "per_digit_accuracy": per_digit}
+    card.update({"all_pairs_sum_accuracy": all_pairs_accuracy(pairs, mixture.labels), "all_pairs_n": pairs.numel(),
+                 "per_digit_accuracy": per_digit,
+                 "digit_ece": expected_calibration_error(out.digit_probs, mixture.labels),
+                 "sum_ece": expected_calibration_error(out.sum_probs, mixture.labels + mixture.numbers)})
+    if out.is_digit_scores is not None and calibration.is_digit_threshold is not None:
+        card["is_digit_rate"] = float((out.is_digit_scores >= calibration.is_digit_threshold).double().mean())
+    return card

@@ -2,8 +2,9 @@
 
 The graph has two inputs, ``image`` float32 (batch, 1, 28, 28) normalised as in training
 and ``number`` int64 (batch,), and two outputs, ``digit_logits`` (batch, 10) and
-``sum_logits`` (batch, 19); the batch axis is dynamic. The checkpoint's config and
-metrics travel in the graph's metadata, so an .onnx file can be served on its own.
+``sum_logits`` (batch, 19), plus ``is_digit_logit`` (batch,) for a network with a verdict
+head; the batch axis is dynamic. The checkpoint's config, metrics and calibration travel in
+the graph's metadata, so an .onnx file can be served on its own.
 
 Every export is run by onnxruntime against torch on check images before it is written;
 the file appears (atomically) only if the two agree. ``digitsum export`` checks on MNIST test
@@ -27,12 +28,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .calibration import Calibration
 from .checkpoint import load_checkpoint
 from .config import NUM_NUMBERS
 from .errors import ExportError, OnnxError, require
 from .files import WEIGHTS, atomic_write_bytes, cache_dir
 from .mixture import normalize
-from .onnx_runtime import INPUTS, OUTPUTS, OnnxBackend
+from .onnx_runtime import INPUTS, OUTPUTS, VERDICT_OUTPUT, OnnxBackend
 
 OPSET = 18
 TOLERANCE = 1e-4  # largest accepted |onnxruntime - torch| over both outputs' logits
@@ -55,17 +57,31 @@ def _quiet_exporter():
         logger.setLevel(level)
 
 
+class WithVerdict(torch.nn.Module):
+    """A network with a verdict head, answering all three outputs from ``forward`` (what the exporter traces)."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images, numbers):
+        return self.model(images, numbers, with_verdict=True)
+
+
 def to_onnx(model: torch.nn.Module, metadata: dict[str, str] | None = None):
     """The model (evaluation mode, on the CPU) as an ``onnx.ModelProto`` with a dynamic batch axis."""
     require("onnx", "onnx", "ONNX export")
     require("onnxscript", "onnx", "ONNX export")
+    verdict = getattr(model, "has_verdict", False)
     model = copy.deepcopy(model).cpu().eval()
+    model = WithVerdict(model) if verdict else model
+    outputs = list(OUTPUTS) + list(VERDICT_OUTPUT) * verdict
     example = (torch.zeros(2, 1, 28, 28), torch.zeros(2, dtype=torch.int64))  # batch 2: 0 and 1 get specialised
     batch = torch.export.Dim("batch")
     try:
         with _quiet_exporter():
             program = torch.onnx.export(model, example, dynamo=True, verbose=False, opset_version=OPSET,
-                                        input_names=list(INPUTS), output_names=list(OUTPUTS),
+                                        input_names=list(INPUTS), output_names=outputs,
                                         dynamic_shapes=({0: batch}, {0: batch}))
     except Exception as error:  # the exporter raises many types; all mean "this model did not export"
         first = (str(error).strip().splitlines() or [type(error).__name__])[0]
@@ -78,16 +94,18 @@ def to_onnx(model: torch.nn.Module, metadata: dict[str, str] | None = None):
 
 
 def parity(model: torch.nn.Module, backend, images: torch.Tensor, numbers: torch.Tensor) -> tuple[float, int]:
-    """(max |backend - torch| over both outputs, items whose digit or sum argmax differ) on
+    """(max |backend - torch| over every output, items whose digit or sum argmax differ) on
     uint8 ``images`` (N, 28, 28) with int64 ``numbers`` (N,)."""
     x = normalize(images)  # (N, 1, 28, 28)
     model = copy.deepcopy(model).cpu().eval()
     with torch.inference_mode():
-        expected = [t.numpy() for t in model(x, numbers)]  # (N, 10), (N, 19)
+        expected = [t.numpy() for t in model(x, numbers, with_verdict=model.has_verdict)]  # (N, 10), (N, 19)[, (N,)]
     found = backend(x.numpy(), numbers.numpy())
+    if len(found) != len(expected):
+        return float("inf"), len(images)
     diff = max(float(np.abs(e - f).max()) for e, f in zip(expected, found, strict=True))
     differ = np.zeros(len(images), dtype=bool)
-    for e, f in zip(expected, found, strict=True):
+    for e, f in zip(expected[:2], found[:2], strict=True):
         differ |= e.argmax(1) != f.argmax(1)
     return diff, int(differ.sum())
 
@@ -135,8 +153,9 @@ def random_check_batch(n: int = CHECK_IMAGES) -> tuple[torch.Tensor, torch.Tenso
 
 
 def describe(checkpoint) -> dict[str, str]:
-    """The graph metadata that lets an .onnx file stand alone: the checkpoint's config and metrics."""
-    return {"digitsum.config": json.dumps(checkpoint.config), "digitsum.metrics": json.dumps(checkpoint.metrics)}
+    """The graph metadata that lets an .onnx file stand alone: the checkpoint's config, metrics and calibration."""
+    return {"digitsum.config": json.dumps(checkpoint.config), "digitsum.metrics": json.dumps(checkpoint.metrics),
+            "digitsum.calibration": json.dumps(checkpoint.calibration.to_dict())}
 
 
 def default_onnx_cache(checkpoint_path: str | os.PathLike) -> Path:
@@ -151,24 +170,27 @@ def default_onnx_cache(checkpoint_path: str | os.PathLike) -> Path:
     return cache_dir("onnx") / f"{digest}.onnx"
 
 
-def load_onnx(path: str | os.PathLike | None = None, threads: int | None = None) -> tuple[OnnxBackend, dict, dict]:
-    """(backend, config, metrics) for the onnx runtime. ``path`` is an .onnx file, used as it
-    is, or a checkpoint (run directory, .safetensors, None for the bundled model), exported
+def load_onnx(path: str | os.PathLike | None = None,
+              threads: int | None = None) -> tuple[OnnxBackend, dict, dict, Calibration]:
+    """(backend, config, metrics, calibration) for the onnx runtime. ``path`` is an .onnx file, used
+    as it is, or a checkpoint (run directory, .safetensors, None for the bundled model), exported
     on first use to ``default_onnx_cache`` (a cached file that no longer loads is redone).
     ``threads`` defaults to torch's thread count, so one setting (``--threads``) serves both runtimes."""
     threads = torch.get_num_threads() if threads is None else threads
     if path is not None and Path(path).suffix == ".onnx":
         backend = OnnxBackend(path, threads)
-        return backend, backend.metadata("config"), backend.metadata("metrics")
+        calibration = Calibration.from_dict(backend.metadata("calibration"))
+        return backend, backend.metadata("config"), backend.metadata("metrics"), calibration
     checkpoint = load_checkpoint(path)
+    described = (checkpoint.config, checkpoint.metrics, checkpoint.calibration)
     cache = default_onnx_cache(checkpoint.path)
     if cache.is_file():
         with contextlib.suppress(OnnxError):
-            return OnnxBackend(cache, threads), checkpoint.config, checkpoint.metrics
+            return OnnxBackend(cache, threads), *described
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise ExportError(f"cannot create the ONNX cache folder {cache.parent}: {error.strerror}") from None
     images, numbers, _ = random_check_batch()
     export_onnx(checkpoint.model, cache, images, numbers, describe(checkpoint))
-    return OnnxBackend(cache, threads), checkpoint.config, checkpoint.metrics
+    return OnnxBackend(cache, threads), *described

@@ -1,46 +1,53 @@
-"""Batch prediction from a CSV manifest: one result record per row, a failed row never stops the rest.
+"""CSV manifests of people's images: predict every row, or evaluate a model on labelled rows.
 
-A manifest has a header with at least the columns ``image`` and ``number`` (others are
-ignored); image paths are relative to the manifest's folder, or absolute. The model runs
-on batches of the rows that preprocess cleanly; every row gets a record, in order.
+A manifest has a header naming its columns (others are ignored); image paths are relative to
+the manifest's folder, or absolute. ``digitsum predict --manifest`` needs ``image,number``;
+``digitsum evaluate --manifest`` needs ``image,digit`` and takes ``number`` when it is there
+(else numbers fixed by a seed). The model runs on batches of the rows that preprocess cleanly;
+every row gets a record, in order, and a bad row never stops the others.
 """
 
 from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .config import NUM_DIGITS
 from .errors import InputError, ManifestError
 from .predict import BATCH_SIZE, Prediction, Predictor, check_number
 from .preprocess import load_digit
 
-COLUMNS = ("image", "number")
+PREDICT_COLUMNS, EVALUATE_COLUMNS = ("image", "number"), ("image", "digit")
+MANIFEST_NUMBER_SEED = 3_000_017  # numbers of an evaluation manifest without a number column
 
 
 @dataclass(frozen=True)
 class Row:
-    """One manifest row: the image and number as written, and the image's resolved path."""
+    """One manifest row: its fields as written (stripped), and the image's resolved path."""
 
-    image: str
-    number: str
+    fields: dict[str, str]
     path: Path
 
+    @property
+    def image(self) -> str:
+        return self.fields["image"]
 
-def read_manifest(path: str | os.PathLike) -> list[Row]:
-    """The rows of a CSV manifest, image paths resolved against the manifest's folder."""
+
+def read_manifest(path: str | os.PathLike, columns: tuple[str, ...] = PREDICT_COLUMNS) -> list[Row]:
+    """The rows of a CSV manifest that has ``columns`` in its header, image paths resolved against its folder."""
     path = Path(path)
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f, skipinitialspace=True)
             header = [name.strip() for name in reader.fieldnames or []]
-            missing = [c for c in COLUMNS if c not in header]
+            missing = [c for c in columns if c not in header]
             if missing:
-                raise ManifestError(f"manifest {path} needs a header with the columns image,number "
+                raise ManifestError(f"manifest {path} needs a header with the columns {','.join(columns)} "
                                     f"(missing: {', '.join(missing)}; found: {', '.join(header) or 'nothing'})")
             reader.fieldnames = header
             records = list(reader)
@@ -56,15 +63,16 @@ def read_manifest(path: str | os.PathLike) -> list[Row]:
         raise ManifestError(f"manifest {path} is not a valid CSV file ({error})") from None
     rows = []
     for fields in records:
-        image, number = ((fields.get(c) or "").strip() for c in COLUMNS)
-        rows.append(Row(image, number, path.parent / image))
+        clean = {k: (v or "").strip() for k, v in fields.items() if isinstance(k, str)}
+        rows.append(Row(clean, path.parent / clean.get("image", "")))
     return rows
 
 
 def record(image: str, number, prediction: Prediction) -> dict:
     """The JSON object digitsum prints for one prediction."""
     return {"image": image, "number": number, "digit": prediction.digit, "sum": prediction.sum,
-            "digit_probability": prediction.digit_probability, "sum_probability": prediction.sum_probability}
+            "digit_probability": prediction.digit_probability, "sum_probability": prediction.sum_probability,
+            "is_digit": prediction.is_digit, "is_digit_score": prediction.is_digit_score}
 
 
 def error_record(image: str, number, error: Exception) -> dict:
@@ -72,33 +80,51 @@ def error_record(image: str, number, error: Exception) -> dict:
     return {"image": image, "number": number, "error": str(error)}
 
 
-def predict_rows(predictor: Predictor, rows: list[Row], batch_size: int = BATCH_SIZE) -> Iterator[dict]:
-    """One record per row, in order; the model runs once per batch of up to ``batch_size`` rows."""
+def check_digit(value: str) -> int:
+    """A row's label as an int 0-9, or an InputError."""
+    if value.isdigit() and int(value) < NUM_DIGITS:
+        return int(value)
+    raise InputError(f"digit must be an integer 0-9, got {value!r}")
+
+
+def predict_rows(predictor: Predictor, rows: list[Row], numbers: list | None = None,
+                 batch_size: int = BATCH_SIZE, on_batch: Callable[[int], None] | None = None) -> Iterator[dict]:
+    """One record per row, in order; the model runs once per batch of up to ``batch_size`` rows.
+
+    ``numbers`` gives each row's number (default: its ``number`` field). A row whose image, number
+    (or, when it has one, digit label) is unusable gets an error record. ``on_batch`` is told how
+    many rows each batch held (a progress bar).
+    """
     for start in range(0, len(rows), batch_size):
         chunk = rows[start : start + batch_size]
         done: dict[int, dict] = {}
-        good, images, numbers = [], [], []
+        good, images, checked = [], [], []
         for i, row in enumerate(chunk):
+            written = row.fields.get("number", "") if numbers is None else numbers[start + i]
             try:
                 if not row.image:
                     raise InputError("row has no image path")
-                number = check_number(row.number)
+                number = check_number(written)
+                if "digit" in row.fields:
+                    check_digit(row.fields["digit"])
                 images.append(load_digit(row.path))  # (28, 28) uint8
             except InputError as error:
-                done[i] = error_record(row.image, _as_written(row.number), error)
+                done[i] = error_record(row.image, _as_written(written), error)
                 continue
             good.append(i)
-            numbers.append(number)
+            checked.append(number)
         if good:
-            predictions = predictor.predict_arrays(np.stack(images), numbers, batch_size)
-            for i, number, prediction in zip(good, numbers, predictions, strict=True):
+            predictions = predictor.predict_arrays(np.stack(images), checked, batch_size)
+            for i, number, prediction in zip(good, checked, predictions, strict=True):
                 done[i] = record(chunk[i].image, number, prediction)
+        if on_batch:
+            on_batch(len(chunk))
         yield from (done[i] for i in range(len(chunk)))
 
 
-def _as_written(number: str):
+def _as_written(number):
     """A row's number for its error record: an int when it is one, else the text as written."""
     try:
         return int(number)
-    except ValueError:
+    except (TypeError, ValueError):
         return number

@@ -17,44 +17,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
+from .augment import draw_shifts, draw_stretches, shift, stretch
 from .config import NUM_NUMBERS, TrainConfig
 
 MEAN, STD = 0.1307, 0.3081  # MNIST training-set pixel statistics (on a 0-1 scale)
 VAL_NUMBER_SEED = 1_000_003
 TEST_NUMBER_SEED = 2_000_003
+IGNORE = -100  # the target of a non-digit's digit and sum: cross-entropy leaves it out
 
 
 def normalize(images: torch.Tensor) -> torch.Tensor:
     """uint8 images (B, 28, 28) -> float32 (B, 1, 28, 28), normalised as in training."""
     x = images.to(torch.float32).unsqueeze(1).div_(255.0)
     return x.sub_(MEAN).div_(STD)
-
-
-def draw_shifts(n: int, max_shift: int, generator: torch.Generator) -> torch.Tensor | None:
-    """(n, 2) offsets 0..2*max_shift (row, column) for ``shift``; None when shifting is off."""
-    if max_shift <= 0:
-        return None
-    dy = torch.randint(0, 2 * max_shift + 1, (n,), generator=generator)
-    dx = torch.randint(0, 2 * max_shift + 1, (n,), generator=generator)
-    return torch.stack([dy, dx], 1)
-
-
-def shift(images: torch.Tensor, offsets: torch.Tensor | None, max_shift: int) -> torch.Tensor:
-    """Translate each uint8 image (B, 28, 28) by its offset (B, 2) minus ``max_shift`` pixels, zero-filled."""
-    if offsets is None:
-        return images
-    b, h, w = images.shape
-    padded = F.pad(images, (max_shift,) * 4)  # (B, H+2s, W+2s)
-    rows = (offsets[:, 0, None] + torch.arange(h))[:, :, None]  # (B, H, 1)
-    cols = (offsets[:, 1, None] + torch.arange(w))[:, None, :]  # (B, 1, W)
-    return padded[torch.arange(b)[:, None, None], rows, cols]
-
-
-def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
-    """Translate each uint8 image (B, 28, 28) by up to ``max_shift`` pixels, zero-filled."""
-    return shift(images, draw_shifts(len(images), max_shift, generator), max_shift)
 
 
 def fixed_numbers(n: int, seed: int) -> torch.Tensor:
@@ -67,14 +43,21 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
 
 
+def augment_generator(seed: int, epoch: int) -> torch.Generator:
+    """The generator that draws epoch ``epoch``'s stretches and non-digits (apart from the one above, so that
+    a run without them draws exactly what it always drew)."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch + 7_919_000_000)
+
+
 @dataclass
 class Batch:
     """One batch: normalised images and their numbers and targets."""
 
     images: torch.Tensor  # (B, 1, 28, 28) float32
     numbers: torch.Tensor  # (B,) int64, 0-9
-    digits: torch.Tensor  # (B,) int64, 0-9
-    sums: torch.Tensor  # (B,) int64, 0-18
+    digits: torch.Tensor  # (B,) int64, 0-9; IGNORE for a non-digit
+    sums: torch.Tensor  # (B,) int64, 0-18; IGNORE for a non-digit
+    real: torch.Tensor | None = None  # (B,) bool: a digit (True) or a synthetic non-digit; None: all digits
 
 
 class NumberMixture:
@@ -88,6 +71,7 @@ class NumberMixture:
         self.images = images  # (N, 28, 28) uint8
         self.labels = labels  # (N,) int64
         self.numbers = numbers  # (N,) int64 or None: drawn per epoch
+        self.negatives: torch.Tensor | None = None  # (M, 28, 28) uint8 synthetic non-digits, for training
 
     @classmethod
     def fixed(cls, images: torch.Tensor, labels: torch.Tensor, seed: int) -> NumberMixture:
@@ -119,26 +103,53 @@ class NumberMixture:
             yield self._batch(idx, self.numbers[idx])
 
     def epoch_batches(
-        self, epoch: int, seed: int, batch_size: int, max_shift: int = 0, rank: int = 0, world_size: int = 1
+        self, epoch: int, seed: int, batch_size: int, max_shift: int = 0, rank: int = 0, world_size: int = 1,
+        stretch_share: float = 0.0, negative_share: float = 0.0,
     ) -> Iterator[Batch]:
-        """Epoch ``epoch``'s shuffled batches with fresh numbers (and shifts).
+        """Epoch ``epoch``'s shuffled batches with fresh numbers (and shifts, stretches and non-digits).
 
-        Every rank draws the same permutation and numbers; rank ``r`` of ``world_size``
-        takes items ``r, r + W, r + 2W, ...`` of each global batch of
+        Every rank draws the same permutation, numbers and augmentations; rank ``r`` of
+        ``world_size`` takes items ``r, r + W, r + 2W, ...`` of each global batch of
         ``batch_size * world_size`` items, so the global batch is the same whatever W is.
+        ``stretch_share`` of the digits are stretched toward their box (augment.py); with
+        ``negative_share``, that many non-digits per digit are drawn from ``self.negatives`` and
+        appended to each batch, with ``real`` False and IGNORE targets.
         """
-        g = epoch_generator(seed, epoch)
+        g, extra = epoch_generator(seed, epoch), augment_generator(seed, epoch)
         n = len(self)
         order = torch.randperm(n, generator=g)
         numbers = torch.randint(0, NUM_NUMBERS, (n,), generator=g)
         global_batch = batch_size * world_size
+        bank = self.negatives if negative_share > 0 else None
+        k = round(negative_share * global_batch) if bank is not None else 0
         mine = slice(rank, None, world_size)
         for i in range(0, n - global_batch + 1 if n >= global_batch else 1, global_batch):
             chunk = torch.arange(i, min(i + global_batch, n))
             offsets = draw_shifts(len(chunk), max_shift, g)  # drawn for the global batch: the same on every rank
+            stretches = draw_stretches(len(chunk), stretch_share, extra)
             idx = order[chunk][mine]
-            images = shift(self.images[idx], None if offsets is None else offsets[mine], max_shift)
-            yield self._batch(idx, numbers[chunk][mine], images)
+            images = self.images[idx]
+            if stretches is not None:
+                chosen, how_far = stretches[0][mine], stretches[1][mine]
+                images = images.clone()
+                images[chosen] = stretch(images[chosen], how_far[chosen])
+            images = shift(images, None if offsets is None else offsets[mine], max_shift)
+            batch = self._batch(idx, numbers[chunk][mine], images)
+            yield batch if not k else self._with_negatives(batch, bank, k, max_shift, extra, mine)
+
+    @staticmethod
+    def _with_negatives(batch: Batch, bank: torch.Tensor, k: int, max_shift: int, generator: torch.Generator,
+                        mine: slice) -> Batch:
+        """``batch`` with this rank's share of ``k`` non-digits drawn from ``bank`` appended."""
+        pick = torch.randint(0, len(bank), (k,), generator=generator)[mine]
+        numbers = torch.randint(0, NUM_NUMBERS, (k,), generator=generator)[mine]
+        offsets = draw_shifts(k, max_shift, generator)
+        images = normalize(shift(bank[pick], None if offsets is None else offsets[mine], max_shift))
+        m = len(pick)
+        ignore = torch.full((m,), IGNORE, dtype=torch.long)
+        real = torch.cat([torch.ones(len(batch.digits), dtype=torch.bool), torch.zeros(m, dtype=torch.bool)])
+        return Batch(torch.cat([batch.images, images]), torch.cat([batch.numbers, numbers]),
+                     torch.cat([batch.digits, ignore]), torch.cat([batch.sums, ignore]), real)
 
     def steps_per_epoch(self, batch_size: int, world_size: int = 1) -> int:
         """How many batches ``epoch_batches`` yields (the last partial batch is dropped)."""

@@ -12,19 +12,26 @@ from .config import NUM_DIGITS, NUM_NUMBERS, NUM_SUMS, ModelConfig
 
 
 class DigitSumNet(nn.Module):
-    """Two inputs (image, number), two outputs (digit logits, sum logits).
+    """Two inputs (image, number), two outputs (digit logits, sum logits), and optionally a verdict.
 
     ``features`` runs the image branch; ``heads`` turns image features and numbers into
     both outputs, so one image can be paired with many numbers at the cost of one image
-    pass (see ``evaluate.all_pairs_sums``).
+    pass (see ``evaluate.all_pairs_sums``). A network with a ``verdict_head`` also says, from
+    the image features alone, whether the image is a digit at all (a logit: high for digits).
     """
 
-    def __init__(self, image_branch: nn.Module, number_branch: nn.Module, fusion: nn.Module, width: int):
+    def __init__(self, image_branch: nn.Module, number_branch: nn.Module, fusion: nn.Module, width: int,
+                 feature_dim: int, verdict: bool = False):
         super().__init__()
         self.image_branch = image_branch  # (B, 1, 28, 28) -> (B, F)
         self.number_branch = number_branch  # (B,) -> (B, E)
         self.fusion = fusion  # (B, F [+ E] [+ 10]) -> (B, width)
         self.sum_head = nn.Linear(width, NUM_SUMS)
+        self.verdict_head = nn.Linear(feature_dim, 1) if verdict else None  # (B, F) -> (B, 1)
+
+    @property
+    def has_verdict(self) -> bool:
+        return self.verdict_head is not None
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 1, 28, 28) normalised images -> (B, F) image features."""
@@ -34,8 +41,17 @@ class DigitSumNet(nn.Module):
         """(B, F) features and (B,) numbers -> (B, 10) digit logits, (B, 19) sum logits."""
         raise NotImplementedError
 
-    def forward(self, images: torch.Tensor, numbers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.heads(self.features(images), numbers)
+    def verdict(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, F) features -> (B,) logits of "this is a digit" (only for a network with a verdict head)."""
+        return self.verdict_head(features).squeeze(1)
+
+    def forward(self, images: torch.Tensor, numbers: torch.Tensor, with_verdict: bool = False):
+        """(digit logits (B, 10), sum logits (B, 19)), and the verdict logits (B,) too with ``with_verdict``."""
+        features = self.features(images)
+        digit_logits, sum_logits = self.heads(features, numbers)
+        if with_verdict:
+            return digit_logits, sum_logits, self.verdict(features)
+        return digit_logits, sum_logits
 
 
 class FusedNet(DigitSumNet):
@@ -52,8 +68,8 @@ class FusedNet(DigitSumNet):
     """
 
     def __init__(self, image_branch: nn.Module, number_branch: nn.Embedding, fusion: nn.Linear, width: int,
-                 feature_dim: int, product: bool):
-        super().__init__(image_branch, number_branch, fusion, width)
+                 feature_dim: int, product: bool, verdict: bool):
+        super().__init__(image_branch, number_branch, fusion, width, feature_dim, verdict)
         self.digit_head = nn.Linear(feature_dim, NUM_DIGITS)
         self.product = product
 
@@ -72,7 +88,7 @@ class ConcatNet(DigitSumNet):
     heads reading the fused layer."""
 
     def __init__(self, image_branch: nn.Module, number_branch: nn.Module, fusion: nn.Module, width: int):
-        super().__init__(image_branch, number_branch, fusion, width)
+        super().__init__(image_branch, number_branch, fusion, width, width)
         self.digit_head = nn.Linear(width, NUM_DIGITS)
 
     def heads(self, features, numbers):
@@ -112,7 +128,8 @@ def build_default(cfg: ModelConfig) -> DigitSumNet:
     product = cfg.fusion == "product"
     embedding = cfg.hidden if product else cfg.embedding  # a product scales each fused unit
     fusion = nn.Linear(cfg.hidden + NUM_DIGITS + (0 if product else embedding), cfg.hidden)
-    return FusedNet(image_branch, nn.Embedding(NUM_NUMBERS, embedding), fusion, cfg.hidden, cfg.hidden, product)
+    return FusedNet(image_branch, nn.Embedding(NUM_NUMBERS, embedding), fusion, cfg.hidden, cfg.hidden, product,
+                    cfg.verdict)
 
 
 def build_seed() -> DigitSumNet:

@@ -2,9 +2,10 @@
 
 ``OnnxBackend`` has the call signature of ``predict.TorchBackend``: normalised images
 float32 (N, 1, 28, 28) and numbers int64 (N,) in, digit logits (N, 10) and sum logits
-(N, 19) out. It runs on the CPU with explicit thread settings, and refuses, with one line
-naming the file, a file that is unreadable, is not ONNX, or is not a digitsum graph.
-onnxruntime is imported only when a backend is built.
+(N, 19) out, and the verdict's logits (N,) from a graph that has them. It runs on the CPU
+with explicit thread settings, and refuses, with one line naming the file, a file that is
+unreadable, is not ONNX, or is not a digitsum graph. onnxruntime is imported only when a
+backend is built.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from .errors import ConfigError, OnnxError, require
 # name -> (element type, shape after the batch axis), as onnxruntime reports them
 INPUTS = {"image": ("tensor(float)", [1, 28, 28]), "number": ("tensor(int64)", [])}
 OUTPUTS = {"digit_logits": ("tensor(float)", [10]), "sum_logits": ("tensor(float)", [19])}
+VERDICT_OUTPUT = {"is_digit_logit": ("tensor(float)", [])}  # a network with a verdict head adds it
 
 
 def import_onnxruntime():
@@ -58,9 +60,13 @@ def _reason(error: Exception) -> str:
     return text.rsplit(" : ", 1)[-1].strip() if text.startswith("[ONNXRuntimeError]") else text
 
 
-def _check_signature(session, name: str) -> None:
-    """Raise OnnxError unless the graph's inputs and outputs are digitsum's, with a dynamic batch axis."""
-    pairs = (("inputs", INPUTS, session.get_inputs()), ("outputs", OUTPUTS, session.get_outputs()))
+def _check_signature(session, name: str) -> list[str]:
+    """The graph's output names, in digitsum's order; OnnxError unless its inputs and outputs are digitsum's
+    (the verdict's output is optional), each with a dynamic batch axis."""
+    outputs = dict(OUTPUTS)
+    if any(arg.name in VERDICT_OUTPUT for arg in session.get_outputs()):
+        outputs.update(VERDICT_OUTPUT)
+    pairs = (("inputs", INPUTS, session.get_inputs()), ("outputs", outputs, session.get_outputs()))
     for kind, expected, found in pairs:
         names = [arg.name for arg in found]
         if sorted(names) != sorted(expected):
@@ -76,6 +82,7 @@ def _check_signature(session, name: str) -> None:
             if isinstance(shape[0], int):
                 raise OnnxError(f"{name}: {arg.name} has a fixed batch of {shape[0]}, expected a dynamic batch "
                                 "axis; export one with digitsum export")
+    return list(outputs)
 
 
 class OnnxBackend:
@@ -100,14 +107,13 @@ class OnnxBackend:
         except Exception as error:  # onnxruntime's errors share no base class but Exception
             raise OnnxError(f"{self.name} is not a valid ONNX model ({_reason(error)}); "
                             "export one with digitsum export") from None
-        _check_signature(self.session, self.name)
+        self.outputs = _check_signature(self.session, self.name)
 
-    def __call__(self, images: np.ndarray, numbers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """images float32 (N, 1, 28, 28) normalised, numbers int64 (N,) -> logits (N, 10), (N, 19)."""
+    def __call__(self, images: np.ndarray, numbers: np.ndarray) -> tuple[np.ndarray, ...]:
+        """images float32 (N, 1, 28, 28) normalised, numbers int64 (N,) -> logits (N, 10), (N, 19)[, (N,)]."""
         feeds = {"image": np.ascontiguousarray(images, dtype=np.float32),
                  "number": np.ascontiguousarray(numbers, dtype=np.int64)}
-        digit_logits, sum_logits = self.session.run(list(OUTPUTS), feeds)
-        return digit_logits, sum_logits
+        return tuple(self.session.run(self.outputs, feeds))
 
     def metadata(self, key: str) -> dict:
         """The JSON object stored under ``digitsum.<key>`` in the graph's metadata ({} if absent)."""

@@ -1,8 +1,10 @@
 """Predictions on people's images: ``load_model()`` returns a Predictor.
 
 A Predictor pairs a backend (a function from normalised images and numbers to logits)
-with the checkpoint's config and metrics. Every image goes through ``preprocess`` to
-become a 28x28 MNIST-style digit; ``predict_arrays`` is the batched core the others use.
+with the checkpoint's config, metrics and calibration. Every image goes through
+``preprocess`` to become a 28x28 MNIST-style digit; ``predict_arrays`` is the batched core
+the others use. Probabilities are calibrated (calibration.py), and each prediction says
+whether the image is a digit at all (``is_digit``, with the verdict's probability behind it).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .calibration import Calibration
 from .checkpoint import load_checkpoint
 from .errors import ConfigError, InputError
 from .evaluate import model_device
@@ -32,9 +35,11 @@ class Prediction:
 
     digit: int
     sum: int
-    digit_probabilities: list[float]  # 10
-    sum_probabilities: list[float]  # 19
+    digit_probabilities: list[float]  # 10, calibrated
+    sum_probabilities: list[float]  # 19, calibrated
     image: np.ndarray = field(repr=False)  # (28, 28) uint8, light ink on black
+    is_digit: bool = True  # False: the image does not look like a digit (digit and sum are then a best guess)
+    is_digit_score: float | None = None  # the verdict's probability that it is a digit (None: no verdict head)
 
     @property
     def digit_probability(self) -> float:
@@ -59,7 +64,7 @@ def check_number(value) -> int:
 
 
 class TorchBackend:
-    """A DigitSumNet as a function of numpy arrays: (images, numbers) -> (digit logits, sum logits)."""
+    """A DigitSumNet as a function of numpy arrays: (images, numbers) -> (digit logits, sum logits[, verdict])."""
 
     def __init__(self, model: DigitSumNet):
         # A copy in channels-last, oneDNN's fastest CPU layout (benchmarks/RESULTS.md, inference section):
@@ -67,14 +72,15 @@ class TorchBackend:
         self.model = copy.deepcopy(model).eval().to(memory_format=torch.channels_last)
         self.device = model_device(model)
 
-    def __call__(self, images: np.ndarray, numbers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """images float32 (N, 1, 28, 28) normalised, numbers int64 (N,) -> logits (N, 10), (N, 19)."""
+    def __call__(self, images: np.ndarray, numbers: np.ndarray) -> tuple[np.ndarray, ...]:
+        """images float32 (N, 1, 28, 28) normalised, numbers int64 (N,) -> logits (N, 10), (N, 19), and the
+        verdict's logits (N,) for a network with a verdict head."""
         with torch.inference_mode():
             x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
             x = x.to(self.device, memory_format=torch.channels_last)  # (N, 1, 28, 28)
             n = torch.from_numpy(np.ascontiguousarray(numbers, dtype=np.int64)).to(self.device)
-            digit, total = self.model(x, n)
-        return digit.float().cpu().numpy(), total.float().cpu().numpy()
+            outputs = self.model(x, n, with_verdict=self.model.has_verdict)
+        return tuple(o.float().cpu().numpy() for o in outputs)
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -86,11 +92,12 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 class Predictor:
     """A model ready for people's images: ``predict``, ``predict_batch`` and ``predict_arrays``."""
 
-    def __init__(self, backend: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
-                 config: dict, metrics: dict):
+    def __init__(self, backend: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, ...]],
+                 config: dict, metrics: dict, calibration: Calibration | None = None):
         self.backend = backend
         self.config = config
         self.metrics = metrics
+        self.calibration = calibration or Calibration()
 
     def predict(self, image, number) -> Prediction:
         """One image (a path, bytes, a PIL image or a numpy array) and a number 0-9."""
@@ -117,11 +124,16 @@ class Predictor:
         for i in range(0, len(images28), batch_size):
             chunk = images28[i : i + batch_size]  # (B, 28, 28)
             x = normalize(torch.from_numpy(chunk)).numpy()  # (B, 1, 28, 28), as in training
-            digit_logits, sum_logits = self.backend(x, numbers[i : i + batch_size])
-            digit_probs, sum_probs = _softmax(digit_logits), _softmax(sum_logits)  # (B, 10), (B, 19)
+            logits = self.backend(x, numbers[i : i + batch_size])  # (B, 10), (B, 19)[, (B,)]
+            c = self.calibration
+            digit_probs = _softmax(logits[0] / c.digit_temperature)  # (B, 10)
+            sum_probs = _softmax(logits[1] / c.sum_temperature)  # (B, 19)
+            scores = 1 / (1 + np.exp(-logits[2].astype(np.float64))) if len(logits) > 2 else None  # (B,)
             for j in range(len(chunk)):
+                score = None if scores is None else float(scores[j])
+                is_digit = score is None or c.is_digit_threshold is None or score >= c.is_digit_threshold
                 out.append(Prediction(int(digit_probs[j].argmax()), int(sum_probs[j].argmax()),
-                                      digit_probs[j].tolist(), sum_probs[j].tolist(), chunk[j].copy()))
+                                      digit_probs[j].tolist(), sum_probs[j].tolist(), chunk[j].copy(), is_digit, score))
         return out
 
 
@@ -130,7 +142,7 @@ _EMPTY = np.zeros((0, 28, 28), dtype=np.uint8)
 
 def _torch_predictor(path, device) -> Predictor:
     checkpoint = load_checkpoint(path, device)
-    return Predictor(TorchBackend(checkpoint.model), checkpoint.config, checkpoint.metrics)
+    return Predictor(TorchBackend(checkpoint.model), checkpoint.config, checkpoint.metrics, checkpoint.calibration)
 
 
 def _onnx_predictor(path, device) -> Predictor:
@@ -139,8 +151,7 @@ def _onnx_predictor(path, device) -> Predictor:
 
     if str(device) != "cpu":
         raise ConfigError(f"the onnx runtime runs on the CPU, not {device}; use device cpu or runtime torch")
-    backend, config, metrics = load_onnx(path)
-    return Predictor(backend, config, metrics)
+    return Predictor(*load_onnx(path))
 
 
 # The runtimes load_model knows: name -> function (path, device) -> Predictor.

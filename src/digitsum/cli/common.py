@@ -79,3 +79,34 @@ def format_metrics(m: dict) -> str:
     return (f"digit {100 * m['digit_accuracy']:.2f}%  sum {100 * m['sum_accuracy']:.2f}%  "
             f"all-pairs sum {100 * m['all_pairs_sum_accuracy']:.2f}%  "
             f"consistency {100 * m['consistency']:.2f}%  (n={m['n']})")
+
+
+def add_quiet(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quiet", action="store_true", help="no progress bar on the terminal")
+
+
+class NoBar:
+    """What ``progress`` returns when no bar is shown: the same calls, doing nothing."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_postfix_str(self, text: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def progress(total: int, description: str, quiet: bool = False, unit: str = "it", initial: int = 0):
+    """A tqdm progress bar on stderr when it is a terminal (and not ``quiet``, and this is rank 0 under
+    torchrun); otherwise a NoBar, so that piped output stays as it was."""
+    import os
+    import sys
+
+    if quiet or not sys.stderr.isatty() or os.environ.get("RANK", "0") != "0":
+        return NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=description, unit=unit, initial=initial, leave=False, dynamic_ncols=True,
+                file=sys.stderr)

@@ -7,7 +7,7 @@ import json
 import sys
 
 from ..errors import ConfigError
-from .common import add_checkpoint
+from .common import add_checkpoint, add_quiet, progress
 
 
 def number_arg(value: str) -> int:
@@ -32,7 +32,8 @@ def add(sub) -> None:
     add_checkpoint(p, onnx=True)
     p.add_argument("--json", action="store_true",
                    help="print one JSON object per image: image, number, digit, sum, digit_probability, "
-                   "sum_probability (or error, for a manifest row that failed)")
+                   "sum_probability, is_digit, is_digit_score (or error, for a manifest row that failed)")
+    add_quiet(p)
     p.set_defaults(run=run)
 
 
@@ -61,20 +62,28 @@ def run_manifest(args) -> int:
     rows = read_manifest(args.manifest)
     predictor = load_model(args.checkpoint, args.runtime)
     failed = 0
-    for rec in predict_rows(predictor, rows):
-        failed += "error" in rec
-        print_record(rec, args.json)
+    bar = progress(len(rows), "predict", args.quiet, unit="image")
+    try:
+        for rec in predict_rows(predictor, rows, on_batch=bar.update):
+            failed += "error" in rec
+            print_record(rec, args.json)
+    finally:
+        bar.close()
     if failed:
         print(f"digitsum predict: error: {failed} of {len(rows)} rows failed", file=sys.stderr)
     return 1 if failed else 0
 
 
 def print_record(rec: dict, as_json: bool) -> None:
-    """One line per image: JSON, or ``image + n: digit d (p%), sum s (p%)`` for humans."""
+    """One line per image: JSON, or ``image + n: digit d (p%), sum s (p%)`` for humans (``not a digit (best
+    guess d, p%)`` when the image does not look like one)."""
     if as_json:
         print(json.dumps(rec), flush=True)
     elif "error" in rec:
         print(f"{rec['image']} + {rec['number']}: error: {rec['error']}", flush=True)
+    elif not rec["is_digit"]:
+        print(f"{rec['image']} + {rec['number']}: not a digit (best guess {rec['digit']}, "
+              f"{100 * rec['digit_probability']:.0f}%)", flush=True)
     else:
         print(f"{rec['image']} + {rec['number']}: digit {rec['digit']} ({100 * rec['digit_probability']:.1f}%), "
               f"sum {rec['sum']} ({100 * rec['sum_probability']:.1f}%)", flush=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 from ..config import ARCHS, DEVICES, FUSIONS, ModelConfig, TrainConfig
 from ..errors import ConfigError
 from ..training.distributed import PeerFailed, env_rank  # only rank 0 prints
-from .common import add_data_dir, device, format_metrics
+from .common import add_data_dir, add_quiet, device, format_metrics, progress
 
 # TrainConfig fields exposed as flags, with their help; defaults come from TrainConfig.
 FLAGS = {
@@ -27,6 +27,8 @@ FLAGS = {
     "label_smoothing": (float, "label smoothing of both cross-entropies"),
     "consistency": (float, "weight of the term that makes the sum head agree with digit head + number"),
     "max_shift": (int, "random shift of training images in pixels, 0 to disable"),
+    "stretch": (float, "share of training digits stretched toward filling their box (as other people's scans are)"),
+    "negatives": (float, "synthetic non-digits per training digit, for the verdict head (0 to train none)"),
     "seed": (int, "seed of weights, order, numbers and shifts"),
     "threads": (int, "CPU threads for torch, 0 for torch's default"),
     "device": (device, DEVICES),
@@ -53,33 +55,31 @@ def add(sub) -> None:
     defaults = {f.name: f.default for f in fields(TrainConfig)}
     for name, (kind, text) in FLAGS.items():  # default None: tells a flag given from one left out
         p.add_argument(f"--{name.replace('_', '-')}", type=kind, help=f"{text} (default: {defaults[name]})")
+    add_quiet(p)
     p.set_defaults(run=run)
 
 
 class Progress:
-    """Per-epoch progress bar on stderr (only on a terminal) and one line per epoch on stdout."""
+    """A progress bar inside each epoch on stderr (tqdm: step, loss, images/s, time left; only on a terminal,
+    only on rank 0, not with --quiet) and one line per epoch on stdout."""
 
-    def __init__(self, epochs: int, epoch: int = 1):
-        self.epochs, self.epoch, self.start = epochs, epoch, 0.0
-        self.enabled = sys.stderr.isatty() and env_rank() == 0
+    def __init__(self, epochs: int, batch_size: int, quiet: bool, epoch: int = 1):
+        self.epochs, self.batch_size, self.quiet, self.epoch = epochs, batch_size, quiet, epoch
+        self.bar, self.loss = None, None
 
     def step(self, done) -> None:
-        """``on_step`` of digitsum.train: redraw the bar every 10 steps."""
-        if not self.enabled:
-            return
-        step, steps = done.step, done.steps
-        if not self.start:
-            self.start, self.first = time.perf_counter(), step - 1
-        if step % 10 and step != steps:
-            return
-        done = int(30 * step / steps)
-        rate = (step - self.first) / max(time.perf_counter() - self.start, 1e-9)
-        sys.stderr.write(f"\repoch {self.epoch}/{self.epochs} [{'#' * done}{'.' * (30 - done)}] "
-                         f"{step}/{steps} {rate:.0f} it/s")
-        if step == steps:
-            sys.stderr.write("\r\033[K")
-            self.start = 0.0
-        sys.stderr.flush()
+        """``on_step`` of digitsum.training.train."""
+        if self.bar is None:
+            self.bar = progress(done.steps, f"epoch {self.epoch}/{self.epochs}", self.quiet, "step", done.step - 1)
+            self.loss = done.loss
+        self.loss = 0.9 * self.loss + 0.1 * done.loss  # smoothed over the last steps
+        self.bar.update(1)
+        if done.step % 10 == 0 or done.step == done.steps:
+            rate = done.step * self.batch_size / max(done.seconds, 1e-9)
+            self.bar.set_postfix_str(f"loss {self.loss:.3f}, {rate:,.0f} images/s")
+        if done.step == done.steps:
+            self.bar.close()
+            self.bar = None
 
     def epoch_done(self, r, model=None) -> None:
         print(f"epoch {r.epoch:>2}/{self.epochs}  loss {r.train_loss:.4f}  "
@@ -132,14 +132,14 @@ def start_or_resume(args) -> int:
         require_matplotlib()
     if args.resume:
         out = args.resume
-        progress = resume_progress(out)
-        metrics = resume_training(out, args.data_dir, progress.epoch_done, progress.step, args.threads, args.device)
+        bar = resume_progress(out, args.quiet)
+        metrics = resume_training(out, args.data_dir, bar.epoch_done, bar.step, args.threads, args.device)
     else:
         model_cfg = model_config(args)
         cfg = TrainConfig(**{name: getattr(args, name) for name in FLAGS if getattr(args, name) is not None})
         out = args.out or time.strftime("runs/%Y%m%d-%H%M%S")
-        progress = Progress(cfg.epochs)
-        metrics = train(model_cfg, cfg, out, args.data_dir, args.overwrite, progress.epoch_done, progress.step)
+        bar = Progress(cfg.epochs, cfg.batch_size, args.quiet)
+        metrics = train(model_cfg, cfg, out, args.data_dir, args.overwrite, bar.epoch_done, bar.step)
     if env_rank() != 0:
         return 0
     print(f"test (best epoch {metrics['best_epoch']}): {format_metrics(metrics)}")
@@ -160,7 +160,7 @@ def model_config(args) -> ModelConfig:
     return ModelConfig(arch=args.arch or ModelConfig.arch, fusion=args.fusion or ModelConfig.fusion)
 
 
-def resume_progress(run_dir: str) -> Progress:
+def resume_progress(run_dir: str, quiet: bool) -> Progress:
     """Progress display for a resumed run; rank 0 says where the run continues."""
     from ..checkpoint import read_json
     from ..errors import CheckpointError
@@ -168,13 +168,14 @@ def resume_progress(run_dir: str) -> Progress:
     from ..training.store import resume_point
 
     if env_rank() != 0:  # only rank 0 reads the run directory
-        return Progress(0)
+        return Progress(0, 1, quiet)
     point = resume_point(Path(run_dir))
     try:
-        epochs = int(read_json(Path(run_dir) / CONFIG, "config")["train"]["epochs"])
+        train = read_json(Path(run_dir) / CONFIG, "config")["train"]
+        epochs, batch_size = int(train["epochs"]), int(train["batch_size"])
     except (CheckpointError, KeyError, TypeError, ValueError):
         point = None
     if point is None:  # resume_training says what is wrong
-        return Progress(0)
+        return Progress(0, 1, quiet)
     print(f"resuming {run_dir} at epoch {point[0]}, step {point[1]} (its own config: {epochs} epochs)", flush=True)
-    return Progress(epochs, point[0])
+    return Progress(epochs, batch_size, quiet, point[0])

@@ -44,7 +44,7 @@ def write_report(source: ReportSource, output: str | os.PathLike, data_dir: str 
     require_matplotlib()
     tables = None
     if source.model is not None:
-        tables = model_tables(source.model, load_mnist(data_dir, splits=("test",))["test"])
+        tables = model_tables(source.model, load_mnist(data_dir, splits=("test",))["test"], source.calibration)
     figures = draw_all(source.history, tables)  # [(file name, title, caption, png bytes)]
     page = render_page(source, tables, figures)
     out = Path(output)

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from .tables import ModelTables, Sample
 
 FIGURE_FILES = ("curves.png", "digit_confusion.png", "sum_confusion.png", "pair_accuracy.png",
-                "samples.png", "mistakes.png")
+                "reliability.png", "samples.png", "mistakes.png")
 
 
 class Drawn(NamedTuple):
@@ -112,6 +112,26 @@ def draw_pair_accuracy(accuracy: np.ndarray) -> bytes:
     return to_png(fig)
 
 
+def draw_reliability(reliability: dict) -> bytes:
+    """For each head, accuracy against confidence per bin, without and with calibration, and the diagonal."""
+    fig = new_figure(12, 5.2)
+    for ax, head in zip(fig.subplots(1, 2), ("digit", "sum"), strict=True):
+        table = reliability[head]
+        ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfectly calibrated")
+        for kind, style in (("raw", dict(marker="o", color="tab:orange")), ("calibrated", dict(marker="s",
+                                                                                                color="tab:blue"))):
+            points = table[kind]
+            ax.plot([p[0] for p in points], [p[1] for p in points], **style,
+                    label=f"{kind} (ECE {100 * table['ece'][kind]:.2f}%)")
+        low = min(p[0] for kind in ("raw", "calibrated") for p in table[kind])
+        ax.set(xlim=(max(0.0, low - 0.05), 1.0), ylim=(max(0.0, low - 0.05), 1.0), xlabel="confidence (bin mean)",
+               ylabel="accuracy in the bin", title=f"{head.capitalize()} head")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper left")
+    fig.suptitle("Reliability on the test set: how often a prediction of a given confidence is right", fontsize=13)
+    return to_png(fig)
+
+
 def draw_samples(samples: list[Sample], columns: int = 8) -> bytes:
     """A grid of test items: image, number, predicted digit and sum, truth; mistakes in red."""
     rows = math.ceil(len(samples) / columns)
@@ -181,6 +201,11 @@ def draw_all(history: list[dict], tables: ModelTables | None) -> list[Drawn]:
         Drawn("samples.png", "Test samples", "The first test items with their fixed numbers.",
               draw_samples(tables.samples)),
     ]
+    if tables.reliability:
+        drawn.insert(-1, Drawn("reliability.png", "Reliability of the probabilities", "Test predictions grouped "
+                               "into 15 bins of confidence: each bin's mean confidence against the share right, "
+                               "before (raw) and after calibration (temperatures fitted on the validation split).",
+                               draw_reliability(tables.reliability)))
     if tables.mistakes:
         drawn.append(Drawn("mistakes.png", "Most confident mistakes", "Test items whose digit or sum is wrong, "
                            "ranked by the probability the model gave its wrong answer.",

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..calibration import Calibration
 from ..checkpoint import load_checkpoint, read_json
 from ..errors import ReportError
 from ..files import CONFIG, HISTORY, METRICS, WEIGHTS
@@ -26,6 +27,7 @@ class ReportSource:
     history: list[dict]  # metrics.jsonl, one dict per finished epoch
     model: DigitSumNet | None  # None: curves only
     in_progress: bool = False
+    calibration: Calibration = field(default_factory=Calibration)
 
 
 def read_history(path: Path) -> list[dict]:
@@ -61,7 +63,8 @@ def run_source(run_dir: str | os.PathLike) -> ReportSource:
         config = read_json(run / CONFIG, "config") if (run / CONFIG).is_file() else {}
         return ReportSource(str(run), config, {}, history, None, in_progress=True)
     checkpoint = load_checkpoint(run)  # reads config.json too
-    return ReportSource(str(run), checkpoint.config, checkpoint.metrics, history, checkpoint.model)
+    return ReportSource(str(run), checkpoint.config, checkpoint.metrics, history, checkpoint.model,
+                        calibration=checkpoint.calibration)
 
 
 def checkpoint_source(path: str | os.PathLike | None = None) -> ReportSource:
@@ -69,4 +72,5 @@ def checkpoint_source(path: str | os.PathLike | None = None) -> ReportSource:
     checkpoint = load_checkpoint(path)
     folder = checkpoint.path.parent
     name = "the bundled model" if path is None else str(path)
-    return ReportSource(name, checkpoint.config, checkpoint.metrics, read_history(folder / HISTORY), checkpoint.model)
+    return ReportSource(name, checkpoint.config, checkpoint.metrics, read_history(folder / HISTORY), checkpoint.model,
+                        calibration=checkpoint.calibration)

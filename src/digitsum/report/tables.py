@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..calibration import Calibration, expected_calibration_error, reliability
 from ..config import NUM_DIGITS, NUM_NUMBERS, NUM_SUMS
 from ..evaluate import Outputs, all_pairs_sums, fixed_test_mixture, infer
 from ..mixture import NumberMixture
@@ -45,6 +46,7 @@ class ModelTables:
     pair_accuracy: torch.Tensor  # (10, 10) all-pairs sum accuracy: rows digit, columns number
     samples: list[Sample]
     mistakes: list[Sample]  # most confident first
+    reliability: dict | None = None  # head -> {"raw"|"calibrated": [(confidence, accuracy, count)], "ece": {...}}
 
     def summary(self) -> dict:
         """Headline test figures, read off the tables."""
@@ -80,10 +82,25 @@ def confident_mistakes(out: Outputs, mixture: NumberMixture, k: int) -> torch.Te
     return order[confidence[order] > 0]
 
 
-def model_tables(model: DigitSumNet, test, samples: int = 32, mistakes: int = 8) -> ModelTables:
-    """Confusion matrices, the all-pairs table, the first ``samples`` items and the worst mistakes."""
+def reliability_tables(out_raw: Outputs, out: Outputs, mixture: NumberMixture) -> dict:
+    """Each head's reliability diagram points and expected calibration error, without and with calibration."""
+    truth = {"digit": mixture.labels, "sum": mixture.labels + mixture.numbers}
+    tables = {}
+    for head in ("digit", "sum"):
+        raw, calibrated = getattr(out_raw, f"{head}_probs"), getattr(out, f"{head}_probs")
+        tables[head] = {"raw": reliability(raw, truth[head]), "calibrated": reliability(calibrated, truth[head]),
+                        "ece": {"raw": expected_calibration_error(raw, truth[head]),
+                                "calibrated": expected_calibration_error(calibrated, truth[head])}}
+    return tables
+
+
+def model_tables(model: DigitSumNet, test, calibration: Calibration | None = None, samples: int = 32,
+                 mistakes: int = 8) -> ModelTables:
+    """Confusion matrices, the all-pairs table, the first ``samples`` items, the worst mistakes and the
+    reliability of the probabilities (calibrated with ``calibration``, and without)."""
     mixture = fixed_test_mixture(test)
-    out = infer(model, mixture)
+    out = infer(model, mixture, calibration=calibration)
+    out_raw = infer(model, mixture)
 
     def sample(i: int) -> Sample:
         return Sample(mixture.images[i], int(mixture.numbers[i]), int(mixture.labels[i]),
@@ -95,4 +112,5 @@ def model_tables(model: DigitSumNet, test, samples: int = 32, mistakes: int = 8)
         pair_accuracy=pair_accuracy(model, test),
         samples=[sample(i) for i in range(min(samples, len(mixture)))],
         mistakes=[sample(int(i)) for i in confident_mistakes(out, mixture, mistakes)],
+        reliability=reliability_tables(out_raw, out, mixture),
     )

@@ -4,8 +4,10 @@ Routes:
 
 * ``GET /``: the drawing page (``static/index.html``, self-contained, works offline).
 * ``POST /api/predict``: multipart form, file field ``image`` and field ``number`` (0-9) ->
-  ``{"digit", "sum", "digit_probabilities", "sum_probabilities", "image"}``, where ``image``
-  is the 28x28 picture the model saw (28 rows of 28 ints 0-255).
+  ``{"digit", "sum", "digit_probabilities", "sum_probabilities", "image", "is_digit",
+  "is_digit_score"}``, where ``image`` is the 28x28 picture the model saw (28 rows of 28 ints
+  0-255) and ``is_digit`` whether it looks like a digit at all (a drawing that does not is
+  still answered, 200, with the best guess).
 * ``GET /api/info``: the model's config and test metrics. ``GET /healthz``: ``{"status": "ok"}``.
 
 Bad input is a 4xx JSON ``{"error": "..."}``, never a 500: 400 for anything that is not a usable
@@ -42,6 +44,8 @@ def prediction_json(p: Prediction) -> dict:
         "digit_probabilities": list(p.digit_probabilities),
         "sum_probabilities": list(p.sum_probabilities),
         "image": p.image.tolist(),  # (28, 28) uint8 -> 28 lists of 28 ints
+        "is_digit": p.is_digit,
+        "is_digit_score": p.is_digit_score,
     }
 
 

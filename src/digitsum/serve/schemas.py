@@ -21,6 +21,10 @@ class PredictionOut(BaseModel):
     sum_probabilities: list[Probability] = Field(min_length=19, max_length=19, description="for sums 0-18")
     image: list[Annotated[list[Pixel], Field(min_length=28, max_length=28)]] = Field(
         min_length=28, max_length=28, description="the 28x28 image the model saw: 28 rows of 28 ints, light on black")
+    is_digit: bool = Field(description="whether the image looks like a digit at all; if not, digit and sum are "
+                           "a best guess")
+    is_digit_score: Probability | None = Field(description="the verdict's probability that the image is a digit "
+                                               "(null for a model without a verdict)")
 
 
 class ErrorOut(BaseModel):

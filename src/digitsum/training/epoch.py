@@ -45,6 +45,7 @@ class StepDone:
     steps: int  # steps per epoch
     seconds: float  # this epoch's training time so far (on_step's own time excluded)
     model: torch.nn.Module  # in training mode (``evaluate.infer`` leaves it so)
+    loss: float = 0.0  # this step's loss (on this rank's share of the batch)
 
 
 StepHook = Callable[[StepDone], None]
@@ -56,8 +57,9 @@ def train_steps(net, opt, sched, mixture: NumberMixture, epoch: int, cfg: TrainC
     """Train on epoch ``epoch`` from batch ``tally.step`` to its end; False if ``stop()`` came first."""
     net.train()
     steps = mixture.steps_per_epoch(cfg.batch_size)
-    batches = mixture.epoch_batches(epoch, cfg.seed, cfg.batch_size // world.size, cfg.max_shift,
-                                    world.rank, world.size)
+    verdict = getattr(net, "module", net).has_verdict
+    batches = mixture.epoch_batches(epoch, cfg.seed, cfg.batch_size // world.size, cfg.max_shift, world.rank,
+                                    world.size, cfg.stretch, cfg.negatives if verdict else 0.0)
     start = clock()
     try:
         for batch in islice(batches, tally.step, None):  # a resumed epoch redraws, then skips, its first batches
@@ -66,20 +68,23 @@ def train_steps(net, opt, sched, mixture: NumberMixture, epoch: int, cfg: TrainC
             images = batch.images.to(world.device, memory_format=torch.channels_last)  # (B, 1, 28, 28)
             numbers = batch.numbers.to(world.device)  # (B,)
             digits, sums = batch.digits.to(world.device), batch.sums.to(world.device)  # (B,), (B,)
-            digit_logits, sum_logits = net(images, numbers)  # (B, 10), (B, 19)
-            loss = digitsum_loss(digit_logits, sum_logits, digits, numbers, sums, cfg)
+            real = None if batch.real is None else batch.real.to(world.device)  # (B,): digits, not non-digits
+            outputs = net(images, numbers, with_verdict=verdict)  # (B, 10), (B, 19)[, (B,)]
+            loss = digitsum_loss(*outputs[:2], digits, numbers, sums, cfg, outputs[2] if verdict else None, real)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
-            tally.sums["loss_sum"] += loss.detach() * len(digits)
-            tally.sums["digit_hits"] += (digit_logits.argmax(1) == digits).sum()
-            tally.sums["sum_hits"] += (sum_logits.argmax(1) == sums).sum()
-            tally.sums["seen"] += len(digits)
+            seen = len(digits) if real is None else real.sum()
+            tally.sums["loss_sum"] += loss.detach() * seen
+            tally.sums["digit_hits"] += (outputs[0].argmax(1) == digits).sum()  # a non-digit's IGNORE never matches
+            tally.sums["sum_hits"] += (outputs[1].argmax(1) == sums).sum()
+            tally.sums["seen"] += seen
             tally.step += 1
             if on_step:
                 now = clock()
-                on_step(StepDone(tally.step, steps, tally.seconds + now - start, getattr(net, "module", net)))
+                on_step(StepDone(tally.step, steps, tally.seconds + now - start, getattr(net, "module", net),
+                                 float(loss.detach())))
                 start += clock() - now  # the hook's time (a benchmark's evaluation) is not training
     finally:
         tally.seconds += clock() - start

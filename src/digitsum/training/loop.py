@@ -19,13 +19,16 @@ from pathlib import Path
 
 import torch
 
+from ..calibration import Calibration, fit
 from ..checkpoint import save_weights
 from ..config import ModelConfig, TrainConfig
 from ..data import Split, load_mnist
-from ..evaluate import evaluate
-from ..files import METRICS, WEIGHTS, atomic_write_json
+from ..evaluate import evaluate, infer
+from ..files import CALIBRATION, METRICS, WEIGHTS, atomic_write_json
 from ..mixture import NumberMixture, split_train_val
 from ..model import build_model
+from ..negatives import BANK as NEGATIVE_BANK
+from ..negatives import make_negatives
 from ..runtime import seeded
 from ..runtime import threads as torch_threads
 from .distributed import StopRequest, World, session
@@ -66,11 +69,20 @@ class Run:
 
 def load_run(world: World, out: Path, model_cfg: ModelConfig, cfg: TrainConfig, data_dir: str | None,
              config: dict | None = None) -> Run:
-    """Place this rank on its device and load the data; ``config`` defaults to a new run's."""
+    """Place this rank on its device and load the data; ``config`` defaults to a new run's.
+
+    A network with a verdict head trains on synthetic non-digits too: the bank is drawn from the run's
+    seed (negatives.py), the same on every rank. A network without one trains on none.
+    """
     world = world.on(cfg.device)
+    if not model_cfg.verdict:
+        cfg = replace(cfg, negatives=0.0)  # config.json records what is used
     data = load_mnist(data_dir)
     train_mix, val_mix = split_train_val(data["train"], cfg)
     world.check_global_batch(cfg.batch_size, len(train_mix))
+    if cfg.negatives:  # as many as an epoch uses, up to the bank's size
+        count = min(NEGATIVE_BANK, max(1, round(cfg.negatives * len(train_mix))))
+        train_mix.negatives = make_negatives(count, train_mix.images, train_mix.labels, cfg.seed)
     config = config or run_config(model_cfg, cfg, len(train_mix))
     return Run(out, cfg, world, train_mix, val_mix, data["test"], config)
 
@@ -119,13 +131,23 @@ def stop_mid_epoch(run: Run, model, opt, sched, state: RunState) -> TrainingInte
     return TrainingInterrupted(run.out, state.epoch, state.tally.step, run.steps)
 
 
+def calibrate(model, val_mix: NumberMixture) -> Calibration:
+    """Temperatures and the verdict's threshold, fitted on the validation split (calibration.py)."""
+    out = infer(model, val_mix)
+    digits = val_mix.labels
+    return fit(out.digit_logits, out.sum_logits, digits, digits + val_mix.numbers, out.is_digit_scores,
+               f"validation split: {len(digits)} MNIST training images held out from training")
+
+
 def finish_run(run: Run, model, state: RunState) -> dict:
-    """Test the best epoch's weights (rank 0 evaluates, every rank returns the figures); finish the run."""
+    """Calibrate and test the best epoch's weights (rank 0 does, every rank returns the figures); finish the run."""
     model.load_state_dict(state.best_weights)
     metrics = None
     if run.world.is_main:
         save_weights(model, run.out / WEIGHTS)  # those of the state, even if a killed run wrote later ones
-        metrics = evaluate(model, run.test)
+        calibration = calibrate(model, run.val_mix)
+        atomic_write_json(run.out / CALIBRATION, calibration.to_dict())
+        metrics = evaluate(model, run.test, calibration)
         metrics["train_seconds"] = sum(h["seconds"] for h in state.history)
         metrics["best_epoch"] = state.best_epoch
         atomic_write_json(run.out / METRICS, metrics)

@@ -33,18 +33,31 @@ def implied_sums(digit_logits: torch.Tensor, numbers: torch.Tensor, num_sums: in
 
 
 def digitsum_loss(digit_logits: torch.Tensor, sum_logits: torch.Tensor, digits: torch.Tensor,
-                  numbers: torch.Tensor, sums: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
-    """Cross-entropy on both heads, plus an agreement term weighted by ``cfg.consistency``.
+                  numbers: torch.Tensor, sums: torch.Tensor, cfg: TrainConfig,
+                  verdict_logits: torch.Tensor | None = None, real: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy on both heads, plus an agreement term weighted by ``cfg.consistency``, plus, for a
+    network with a verdict head, the binary cross-entropy of its verdict.
 
     The agreement term is KL(implied || sum head): the KL divergence from the sum distribution
     the digit head implies (``implied_sums``) to the sum head's. Its gradient flows into both
     heads: it pulls the sum head toward digit head + number, and the digit head toward what the
-    sum head reads. Kept that way because it measured better than a detached target (ARCHITECTURE.md).
-    The term shapes training only; the sum is still the sum head's own output.
+    sum head reads (ARCHITECTURE.md measures it against a detached target). The term shapes
+    training only; the sum is still the sum head's own output.
+
+    ``real`` (B,) marks the digits of a batch that also holds synthetic non-digits (mixture.py):
+    the digit, sum and agreement terms read the digits only, the verdict all of them (1 for a
+    digit, 0 for a non-digit).
     """
+    if real is not None:
+        verdict_target = real.to(digit_logits.dtype)
+        digit_logits, sum_logits, digits, numbers, sums = (t[real] for t in (digit_logits, sum_logits, digits,
+                                                                           numbers, sums))
     loss = (F.cross_entropy(digit_logits, digits, label_smoothing=cfg.label_smoothing)
             + F.cross_entropy(sum_logits, sums, label_smoothing=cfg.label_smoothing))
     if cfg.consistency:
         implied = implied_sums(digit_logits, numbers, sum_logits.shape[1])  # (B, 19)
         loss = loss + cfg.consistency * F.kl_div(sum_logits.log_softmax(1), implied, reduction="batchmean")
+    if verdict_logits is not None:
+        target = verdict_target if real is not None else torch.ones_like(verdict_logits)
+        loss = loss + F.binary_cross_entropy_with_logits(verdict_logits, target)
     return loss

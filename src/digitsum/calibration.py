@@ -1,0 +1,96 @@
+"""Probabilities that mean what they say, and the rule that says "that is not a digit".
+
+Trained with label smoothing, the network's probabilities are capped: it says 91% where it is
+right 99.6% of the time. After training, on the validation split (MNIST training images held
+out from training; never the test set), digitsum fits:
+
+* one temperature per head: the T that minimises the negative log-likelihood of softmax(logits / T)
+  (temperature scaling; it never changes which class is the most probable);
+* the verdict: an image is read as a digit when the verdict head's probability ("is_digit_score")
+  is at least a threshold, set so that ``KEEP`` of the validation digits pass.
+
+The result is ``calibration.json`` beside the weights. A checkpoint without one (trained before
+calibration existed) predicts with temperature 1 and reads every image as a digit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import torch
+
+KEEP = 0.997  # share of validation digits the verdict's threshold keeps
+BINS = 15  # bins of the expected calibration error
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Temperatures for both heads and the verdict's threshold."""
+
+    digit_temperature: float = 1.0
+    sum_temperature: float = 1.0
+    is_digit_threshold: float | None = None  # None: no verdict (every image is read as a digit)
+    fitted_on: str = ""
+
+    @classmethod
+    def from_dict(cls, values: dict) -> Calibration:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def nll(logits: torch.Tensor, labels: torch.Tensor, temperature: float) -> float:
+    """Mean negative log-likelihood of ``labels`` (N,) under softmax(logits (N, K) / temperature)."""
+    return float(torch.nn.functional.cross_entropy(logits.double() / temperature, labels))
+
+
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, low: float = 0.05, high: float = 20.0) -> float:
+    """The temperature in [low, high] that minimises the negative log-likelihood (golden-section search on
+    log T; the likelihood has one minimum along it)."""
+    a, b = math.log(low), math.log(high)
+    ratio = (math.sqrt(5) - 1) / 2
+    for _ in range(80):
+        c, d = b - ratio * (b - a), a + ratio * (b - a)
+        if nll(logits, labels, math.exp(c)) < nll(logits, labels, math.exp(d)):
+            b = d
+        else:
+            a = c
+    return math.exp((a + b) / 2)
+
+
+def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, bins: int = BINS) -> float:
+    """ECE of probabilities (N, K) for true classes (N,): the confidence of each prediction (its largest
+    probability) against whether it was right, over ``bins`` equal-width bins of confidence, weighted by
+    how many predictions fall in each."""
+    confidence, predicted = probs.max(1)
+    right = (predicted == labels).double()
+    which = torch.clamp((confidence * bins).long(), max=bins - 1)  # bin (i/bins, (i+1)/bins]
+    total = 0.0
+    for b in range(bins):
+        inside = which == b
+        if inside.any():
+            total += inside.double().mean().item() * abs(confidence[inside].double().mean().item()
+                                                         - right[inside].mean().item())
+    return total
+
+
+def reliability(probs: torch.Tensor, labels: torch.Tensor, bins: int = BINS) -> list[tuple[float, float, int]]:
+    """(mean confidence, accuracy, count) of each non-empty confidence bin: a reliability diagram's points."""
+    confidence, predicted = probs.max(1)
+    right = (predicted == labels).double()
+    which = torch.clamp((confidence * bins).long(), max=bins - 1)
+    return [(confidence[which == b].double().mean().item(), right[which == b].mean().item(), int((which == b).sum()))
+            for b in range(bins) if (which == b).any()]
+
+
+def fit(digit_logits: torch.Tensor, sum_logits: torch.Tensor, digits: torch.Tensor, sums: torch.Tensor,
+        is_digit_scores: torch.Tensor | None, fitted_on: str, keep: float = KEEP) -> Calibration:
+    """A Calibration from validation outputs: logits (N, 10) and (N, 19), true digits and sums (N,), and
+    the verdict's probabilities (N,) for these digits (None for a network without a verdict head)."""
+    threshold = None
+    if is_digit_scores is not None:
+        threshold = float(torch.quantile(is_digit_scores.double(), 1 - keep))
+    return Calibration(fit_temperature(digit_logits, digits), fit_temperature(sum_logits, sums), threshold, fitted_on)

@@ -1,0 +1,190 @@
+"""Synthetic non-digits to train "that is not a digit" on.
+
+Each kind is a way of not being a digit that people draw:
+
+* letters and symbols from Pillow's own scalable font (no system font is needed), thickened,
+  rotated and sheared at random; those shaped like digits (O, I, l, S, Z, ...) are left out;
+* scribbles (one to three smooth random strokes) and pen strokes (straight segments with sharp
+  turns, arcs and dots, as the characters of other alphabets are made);
+* MNIST training digits made into non-digits, in the writers' own strokes: two side by side, two
+  drawn over each other, a piece of one, one mirrored (2 3 4 5 6 7 9: a mirrored 0, 1 or 8 is still
+  a digit) or turned a quarter (1-7 and 9).
+
+Every example goes through the same preprocessing as a user's image (``preprocess.to_mnist``), so
+the network sees a non-digit exactly as it would see one drawn on the page. Everything is drawn
+from a generator seeded by the caller: the same seed, the same set.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+from .errors import ImageError
+
+# Letters and symbols that can pass for a digit are left out: O o D Q (0), I l i j J L T t r y ! | / \\ [ ] (1),
+# Z z ? (2, 7), A (4), S s $ (5), G b (6), B & (8), g q a (9).
+LETTERS = "CEFHKMNPRUVWXYcefhkmnpuvwx"
+SYMBOLS = "#%*+=@~<>"
+KINDS = ("letter", "symbol", "scribble", "pair", "mirrored", "turned")
+MIRRORED = (2, 3, 4, 5, 6, 7, 9)  # digits whose mirror image is no digit
+TURNED = (1, 2, 3, 4, 5, 6, 7, 9)  # digits that a quarter turn makes into no digit
+BANK = 6000  # non-digits drawn for a training run; each epoch picks from them, shifted anew
+MIN_ELONGATION = 0.25  # a non-digit whose ink is more line-like than this (a straight stroke: a 1) is redrawn
+CANVAS = 96  # pixels a side of the drawing canvas
+
+
+def font(size: int) -> ImageFont.ImageFont:
+    """Pillow's built-in font at ``size`` pixels (a bitmap font, scaled later, where FreeType is missing)."""
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, ImportError, OSError):
+        return ImageFont.load_default()
+
+
+def glyph(char: str, rng: np.random.Generator) -> Image.Image:
+    """One character, light on black, thickened, rotated and sheared at random."""
+    size = int(rng.integers(36, 60))
+    image = Image.new("L", (CANVAS, CANVAS), 0)
+    ImageDraw.Draw(image).text((CANVAS // 5, CANVAS // 10), char, font=font(size), fill=255)
+    if rng.random() < 0.7:
+        image = image.filter(ImageFilter.MaxFilter(int(rng.choice([3, 5, 7]))))  # a marker's stroke
+    shear = float(rng.uniform(-0.3, 0.3))
+    image = image.transform(image.size, Image.Transform.AFFINE, (1, shear, -shear * CANVAS / 2, 0, 1, 0),
+                            Image.Resampling.BILINEAR)
+    return image.rotate(float(rng.uniform(-20, 20)), Image.Resampling.BILINEAR)
+
+
+def elongation(image: Image.Image) -> float:
+    """How far from a line the ink is: the spread of its pixels across their main axis over the spread along it
+    (0 for a straight stroke, 1 for a round blob)."""
+    ys, xs = np.nonzero(np.asarray(image) > 127)
+    if len(ys) < 3:
+        return 0.0
+    spread = np.linalg.eigvalsh(np.cov(np.stack([ys, xs])))  # ascending
+    return float(np.sqrt(max(spread[0], 0) / max(spread[1], 1e-9)))
+
+
+def scribble(rng: np.random.Generator) -> Image.Image:
+    """One to three smooth random strokes (quadratic curves through random points), light on black."""
+    image = Image.new("L", (CANVAS, CANVAS), 0)
+    draw = ImageDraw.Draw(image)
+    width = int(rng.integers(4, 12))
+    for _ in range(int(rng.integers(1, 4))):
+        points = rng.uniform(8, CANVAS - 8, size=(int(rng.integers(3, 7)), 2))
+        path = []
+        for a, b, c in zip(points[:-2], points[1:-1], points[2:], strict=True):  # smooth through the midpoints
+            start, end = (a + b) / 2, (b + c) / 2
+            t = np.linspace(0, 1, 12)[:, None]
+            path += [tuple(p) for p in (1 - t) ** 2 * start + 2 * (1 - t) * t * b + t ** 2 * end]
+        draw.line(path or [tuple(points[0]), tuple(points[1])], fill=255, width=width, joint="curve")
+    return image
+
+
+def strokes(rng: np.random.Generator) -> Image.Image:
+    """Two to four pen strokes: straight segments with sharp turns, arcs, and now and then a dot."""
+    image = Image.new("L", (CANVAS, CANVAS), 0)
+    draw = ImageDraw.Draw(image)
+    width = int(rng.integers(4, 10))
+    for _ in range(int(rng.integers(2, 5))):
+        kind = rng.random()
+        if kind < 0.5:  # a polyline with sharp turns
+            points = [tuple(p) for p in rng.uniform(10, CANVAS - 10, size=(int(rng.integers(2, 5)), 2))]
+            draw.line(points, fill=255, width=width, joint="curve")
+        elif kind < 0.9:  # an arc of a circle
+            cx, cy, r = *rng.uniform(25, CANVAS - 25, 2), float(rng.uniform(10, 30))
+            start = float(rng.uniform(0, 360))
+            draw.arc((cx - r, cy - r, cx + r, cy + r), start, start + float(rng.uniform(90, 300)), fill=255,
+                     width=width)
+        else:  # a dot
+            cx, cy = rng.uniform(10, CANVAS - 10, 2)
+            draw.ellipse((cx - width, cy - width, cx + width, cy + width), fill=255)
+    return image
+
+
+def pair(digits: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """Two MNIST digits (N, 28, 28) uint8 side by side, at random heights: "17", not a digit."""
+    a, b = digits[rng.integers(0, len(digits), 2)]
+    image = np.zeros((36, 56), dtype=np.uint8)
+    offsets = rng.integers(0, 9, 2)
+    image[offsets[0] : offsets[0] + 28, :28] = a
+    image[offsets[1] : offsets[1] + 28, 28:] = np.maximum(image[offsets[1] : offsets[1] + 28, 28:], b)
+    return Image.fromarray(image)
+
+
+def overlay(digits: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """Two different MNIST digits drawn over each other, one slightly shifted."""
+    labels, images = digits
+    a = int(rng.integers(len(images)))
+    others = np.flatnonzero(labels != labels[a])
+    b = int(others[rng.integers(len(others))])
+    dy, dx = rng.integers(-4, 5, 2)
+    shifted = np.roll(images[b], (int(dy), int(dx)), axis=(0, 1))
+    return Image.fromarray(np.maximum(images[a], shifted)).resize((56, 56), Image.Resampling.BILINEAR)
+
+
+def piece(digits: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """A piece of an MNIST digit: a random window holding 30-60% of its ink."""
+    images = digits[1]
+    while True:
+        x = images[rng.integers(len(images))]
+        h, w = (int(v) for v in rng.integers(10, 20, 2))
+        top, left = (int(v) for v in rng.integers(0, 28 - np.array([h, w]) + 1))
+        window = np.zeros_like(x)
+        window[top : top + h, left : left + w] = x[top : top + h, left : left + w]
+        if 0.3 <= window.sum() / max(int(x.sum()), 1) <= 0.6:
+            return Image.fromarray(window).resize((56, 56), Image.Resampling.BILINEAR)
+
+
+def mirrored(digits: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """An MNIST digit whose mirror image is no digit (2 3 4 5 6 7 9), mirrored."""
+    labels, images = digits
+    pool = np.flatnonzero(np.isin(labels, MIRRORED))
+    return Image.fromarray(images[pool[rng.integers(len(pool))]][:, ::-1].copy()).resize((56, 56))
+
+
+def turned(digits: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """An MNIST digit (1-7 or 9) turned a quarter, one way or the other."""
+    labels, images = digits
+    pool = np.flatnonzero(np.isin(labels, TURNED))
+    x = np.rot90(images[pool[rng.integers(len(pool))]], k=int(rng.choice([1, 3])))
+    return Image.fromarray(x.copy()).resize((56, 56))
+
+
+def draw_one(kind: str, digits: tuple[np.ndarray, np.ndarray], rng: np.random.Generator) -> Image.Image:
+    """One non-digit of ``kind``; ``digits`` are (labels (N,), images (N, 28, 28)) to make some from."""
+    if kind == "letter":
+        return glyph(LETTERS[rng.integers(len(LETTERS))], rng)
+    if kind == "symbol":
+        return glyph(SYMBOLS[rng.integers(len(SYMBOLS))], rng)
+    if kind == "scribble":
+        return scribble(rng)
+    if kind == "strokes":
+        return strokes(rng)
+    if kind == "pair":
+        return pair(digits[1], rng)
+    return {"overlay": overlay, "piece": piece, "mirrored": mirrored, "turned": turned}[kind](digits, rng)
+
+
+def make_negatives(count: int, images: torch.Tensor, labels: torch.Tensor, seed: int) -> torch.Tensor:
+    """``count`` non-digits as MNIST-style uint8 images (count, 28, 28), the kinds in turn.
+
+    ``images`` (N, 28, 28) uint8 and ``labels`` (N,) are training digits to make some of them from;
+    ``seed`` fixes the whole set.
+    """
+    from .preprocess import to_mnist
+
+    rng = np.random.default_rng(seed)
+    digits = (labels.numpy(), images.numpy())
+    out = np.zeros((count, 28, 28), dtype=np.uint8)
+    for i in range(count):
+        while True:  # a drawing with no ink left, or nearly a straight line (a 1), is drawn again
+            try:
+                image = to_mnist(draw_one(KINDS[i % len(KINDS)], digits, rng))
+            except ImageError:
+                continue
+            if elongation(Image.fromarray(image)) >= MIN_ELONGATION:
+                out[i] = image
+                break
+    return torch.from_numpy(out)
