@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-EPOCHS, TRIALS = 1, 2
+EPOCHS, TRIALS = 1, 3
 QUICK = {"limit": 2000, "epochs": 1, "val_size": 1000, "trials": 1}  # a smoke run, not a measurement
 
 
@@ -78,12 +78,18 @@ def measure(cores: int, data_dir: str | None, extra: list[str], trials: int) -> 
     return results
 
 
+def spread(values: list[float], fmt: str = "{:.1f}") -> str:
+    """The median of rounds with their min-max."""
+    return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}-{fmt.format(max(values))})"
+
+
 def row(label: str, trials: list[Trial]) -> str:
-    per_epoch = [statistics.median(t.epoch_seconds[e] for t in trials) for e in range(len(trials[0].epoch_seconds))]
-    seconds = statistics.median(per_epoch)
-    return (f"| {label} | {' / '.join(f'{s:.1f}' for s in per_epoch)} | {trials[0].images / seconds:,.0f} | "
-            f"{statistics.median(t.wall_seconds for t in trials):.1f} | "
-            f"{100 * trials[-1].digit:.2f}% / {100 * trials[-1].sum:.2f}% |")
+    seconds = [statistics.median(t.epoch_seconds) for t in trials]  # each round's seconds per epoch
+    rates = [trials[0].images / s for s in seconds]
+    digit, total = statistics.mean(t.digit for t in trials), statistics.mean(t.sum for t in trials)
+    accuracy = f"{100 * digit:.2f}% / {100 * total:.2f}%"
+    return (f"| {label} | {spread(seconds)} | {spread(rates, '{:,.0f}')} | "
+            f"{spread([t.wall_seconds for t in trials])} | {accuracy} |")
 
 
 def run(quick: bool = False, data_dir: str | None = None, threads: int = 0) -> str:
@@ -106,7 +112,8 @@ def run(quick: bool = False, data_dir: str | None = None, threads: int = 0) -> s
         "",
         f"`python benchmarks/bench_distributed.py{flags}`: `digitsum train` with the default recipe "
         f"({sizes['epochs']} epoch(s){', ' + str(sizes['limit']) + ' images' if sizes['limit'] else ''}), "
-        f"median of {sizes['trials']} round(s); load average {load} at the start"
+        f"{sizes['trials']} round(s): the median (min-max); test accuracy the mean of the rounds (every round trains "
+        f"the same seed); load average {load} at the start"
         f"{' (a smoke run, not a measurement)' if quick else ''}.",
         "",
         "| setup | train seconds per epoch | images/s | wall seconds (whole command) | test digit / sum |",

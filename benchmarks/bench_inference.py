@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import machine
 from digitsum.checkpoint import load_checkpoint
 from digitsum.cli.export import check_batch
 from digitsum.export import export_onnx
@@ -87,31 +88,42 @@ def variants(model, onnx_path: Path, threads: int, compile_: bool) -> dict[str, 
 
 
 def measure(backends: dict, images: np.ndarray, numbers: np.ndarray, size: dict) -> dict[str, dict]:
-    """name -> {p50, p99 (ms), images_s, images_cpu_s}: the variants in turn, ``size['rounds']`` times.
+    """name -> {p50, p99 (ms), images_s, images_cpu_s, and each round's p50 and images_s}: the variants in turn,
+    ``size['rounds']`` times; a figure is the median of the rounds' figures.
 
     ``images_cpu_s`` divides by this process's CPU time (every thread's) rather than wall time:
     on a machine shared with other work it estimates what the cores would do if they were free."""
-    single = {name: [] for name in backends}
-    batched = {name: [] for name in backends}  # (wall, CPU) seconds per batch
+    rounds = {name: [] for name in backends}  # per round: (batch-1 seconds, [(wall, CPU) per batch])
     for _ in range(size["rounds"]):
         for name, backend in backends.items():
             for i in range(size["warmup"]):
                 backend(images[i : i + 1], numbers[i : i + 1])
             backend(images, numbers)
+            single, batched = [], []
             for i in range(size["calls"]):
                 j = i % len(images)
                 start = time.perf_counter()
                 backend(images[j : j + 1], numbers[j : j + 1])
-                single[name].append(time.perf_counter() - start)
+                single.append(time.perf_counter() - start)
             for _ in range(size["batches"]):
                 start, cpu = time.perf_counter(), time.process_time()
                 backend(images, numbers)
-                batched[name].append((time.perf_counter() - start, time.process_time() - cpu))
-    return {name: {"p50": 1e3 * float(np.percentile(single[name], 50)),
-                   "p99": 1e3 * float(np.percentile(single[name], 99)),
-                   "images_s": len(images) / statistics.median(wall for wall, _ in batched[name]),
-                   "images_cpu_s": len(images) / statistics.median(cpu for _, cpu in batched[name])}
-            for name in backends}
+                batched.append((time.perf_counter() - start, time.process_time() - cpu))
+            rounds[name].append((single, batched))
+    out = {}
+    for name, per_round in rounds.items():
+        p50 = [1e3 * float(np.percentile(single, 50)) for single, _ in per_round]
+        p99 = [1e3 * float(np.percentile(single, 99)) for single, _ in per_round]
+        rate = [len(images) / statistics.median(wall for wall, _ in batched) for _, batched in per_round]
+        cpu_rate = [len(images) / statistics.median(cpu for _, cpu in batched) for _, batched in per_round]
+        out[name] = {"p50": statistics.median(p50), "p99": statistics.median(p99), "images_s": statistics.median(rate),
+                     "images_cpu_s": statistics.median(cpu_rate), "p50_rounds": p50, "images_s_rounds": rate}
+    return out
+
+
+def spread(values: list[float], fmt: str) -> str:
+    """The median of rounds with their min-max."""
+    return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}-{fmt.format(max(values))})"
 
 
 # (what changed, before, after): the comparisons the table is read for
@@ -166,8 +178,9 @@ def run(quick: bool = False, checkpoint: str | None = None, threads: int = 0, da
         "",
         f"`python benchmarks/bench_inference.py{flags}`: {ckpt.config.get('model', {}).get('arch', '?')} network "
         f"({'bundled model' if checkpoint is None else checkpoint}), {what}; batch-1 latency over {calls} calls, "
-        f"batch-{BATCH} throughput from the median of {size['rounds'] * size['batches']} batches, after warm-up; "
-        f"variants interleaved in {size['rounds']} round(s). The ONNX graph matches torch within {diff:.1g}. "
+        f"batch-{BATCH} throughput from the median of {size['batches']} batches, after warm-up; variants "
+        f"interleaved in {size['rounds']} round(s); each figure the median of the rounds (min-max). The ONNX graph "
+        f"matches torch within {diff:.1g}. "
         f"Load average {load_before:.1f} before, {load_after:.1f} after, on {os.cpu_count()} logical cores.",
         "",
         "| runtime and setting | threads | batch-1 p50 ms | batch-1 p99 ms | batch-1024 images/s "
@@ -175,8 +188,10 @@ def run(quick: bool = False, checkpoint: str | None = None, threads: int = 0, da
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for t, figures in results.items():
-        lines += [f"| {name} | {t} | {m['p50']:.3f} | {m['p99']:.3f} | {m['images_s']:,.0f} | "
-                  f"{m['images_cpu_s']:,.0f} |" for name, m in figures.items()]
+        lines += [f"| {name} | {t} | {spread(m['p50_rounds'], '{:.3f}')} | {m['p99']:.3f} | "
+                  f"{spread(m['images_s_rounds'], '{:,.0f}')} | {m['images_cpu_s']:,.0f} |"
+                  for name, m in figures.items()]
+    flops, most = machine.flops_per_image(ckpt.model), max(results)
     best_p50 = min((m["p50"], f"{name}, {t} thread(s)") for t, fs in results.items() for name, m in fs.items())
     best_rate = max((m["images_s"], f"{name}, {t} thread(s)") for t, fs in results.items() for name, m in fs.items())
     lines += [
@@ -185,6 +200,9 @@ def run(quick: bool = False, checkpoint: str | None = None, threads: int = 0, da
         f"{'met' if best_p50[0] <= TARGET_P50_MS else 'NOT met'}; >= {TARGET_IMAGES_S:,} images/s: best "
         f"{best_rate[0]:,.0f} ({best_rate[1]}), {'met' if best_rate[0] >= TARGET_IMAGES_S else 'NOT met'}.",
         "",
+        f"Efficiency: at {flops / 1e6:.2f} MFLOP per image (`benchmarks/machine.py`), the best batch-{BATCH} "
+        f"throughput on {most} thread(s) is {machine.efficiency(best_at(results, most) * flops / 1e9, most)}.",
+        "",
         "Each change, before -> after:",
         "",
         *change_lines(results),
@@ -192,6 +210,11 @@ def run(quick: bool = False, checkpoint: str | None = None, threads: int = 0, da
     if quick:
         lines += ["", "_Quick run: a smoke test at tiny size, not a measurement._"]
     return "\n".join(lines)
+
+
+def best_at(results: dict[int, dict[str, dict]], threads: int) -> float:
+    """The highest batch throughput (images/s) of any variant at ``threads`` threads."""
+    return max(m["images_s"] for m in results[threads].values())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,8 +11,10 @@
 2. Early accuracy. The first epoch of the default recipe and of variants that undo its
    accuracy-per-second choices (concat fusion; a warm-up of 0.25 of the run instead of 0.1;
    the previous default, which undid both and the 3x3 convolution), each scored on the MNIST
-   test set after every tenth of the epoch (outside the timed part): the training seconds to
-   >= 98% digit and sum accuracy, about the notebook's final accuracy.
+   test set after every tenth of the epoch (outside the timed part), for ``SEEDS`` seeds: the
+   training seconds to >= 98% digit and sum accuracy, about the notebook's final accuracy.
+3. The fast recipe's choices. ``digitsum train --recipe fast`` with one of its choices put back
+   to the default's, each for ``SEEDS`` seeds: final test digit and sum, training seconds.
 
     python benchmarks/bench_recipe.py [--quick] [--data-dir DIR] [--threads N]
 """
@@ -26,9 +28,10 @@ import sys
 import torch
 from torch import nn
 
+import machine
 from bench_profile import digitsum_step_loss
-from bench_time_to_accuracy import Point, pct, score, time_to, when
-from digitsum.config import ModelConfig, TrainConfig
+from bench_time_to_accuracy import Point, pct, score, spread, time_to
+from digitsum.config import RECIPES, ModelConfig, TrainConfig, recipe
 from digitsum.data import load_mnist
 from digitsum.evaluate import fixed_test_mixture
 from digitsum.mixture import split_train_val
@@ -40,7 +43,9 @@ from notebook import mixture_batches, run_epoch
 ROUNDS, STEPS, WARMUP_STEPS = 5, 40, 10
 POINTS = 10  # scored after every tenth of the epoch
 TARGET = 0.98
-QUICK = {"limit": 2500, "rounds": 2, "steps": 3, "warmup": 1, "test": 1000, "val_size": 1000}
+SEEDS = 3
+QUICK = {"limit": 2500, "rounds": 2, "steps": 3, "warmup": 1, "test": 1000, "val_size": 1000, "seeds": 1,
+         "epochs": 1}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,40 +120,96 @@ def early_accuracy(train_mix, test_mix, cfg: TrainConfig, v: Variant, stop: int 
     def on_step(done):
         if done.step % max(1, done.steps // POINTS) == 0 or done.step == done.steps:
             points.append(Point(done.step / done.steps, done.seconds, *score(done.model, test_mix, stop)))
-            done.model.train()
 
     train_epoch(model, opt, sched, train_mix, 1, cfg, torch.device("cpu"), on_step)
     return points
 
 
-def render(times: dict[str, list[float]], early: dict[str, list[Point]], threads: int, command: str) -> str:
+def fast_choices(data_dir: str | None, seeds: int, quick: dict) -> dict[str, list[dict]]:
+    """The fast recipe, and it with each of its choices put back to the default's: per seed, the test figures."""
+    import tempfile
+
+    from digitsum.training import train
+
+    fast, default = RECIPES["fast"], TrainConfig()
+    variants = {"fast": {}}
+    variants.update({f"{key} {getattr(default, key):g} (fast: {value:g})": {key: getattr(default, key)}
+                     for key, value in fast.items() if key not in ("epochs", "negatives")})
+    results = {}
+    for name, change in variants.items():
+        results[name] = []
+        for seed in range(seeds):
+            cfg = recipe("fast", seed=seed, threads=torch.get_num_threads(), **change,
+                         **{k: quick[k] for k in ("limit", "epochs", "val_size") if k in quick})
+            with tempfile.TemporaryDirectory(prefix="digitsum-bench-") as out:
+                results[name].append(train(ModelConfig(verdict=False), cfg, out, data_dir=data_dir))
+    return results
+
+
+def render(times: dict[str, list[float]], early: dict[str, list[list[Point]]], fast: dict[str, list[dict]],
+           threads: int, command: str) -> str:
     base = statistics.median(times[DEFAULT.name])
+    flops = machine.flops_per_image(build_model(ModelConfig()))
+    achieved = machine.TRAINING_FACTOR * flops * TrainConfig.batch_size / (base / 1000) / 1e9
+    _, how = machine.peak_gflops(threads)
     lines = [
         "## The default's choices",
         "",
         f"Measured by `{command}` with {threads} torch threads. Step time: one training step of the default "
         f"recipe (batch {TrainConfig.batch_size}, digitsum's loss, AdamW and schedule) with one choice changed at a "
-        f"time; median of {len(times[DEFAULT.name])} interleaved rounds of real batches after warm-up.",
+        f"time; the median of {len(times[DEFAULT.name])} interleaved rounds of real batches after warm-up "
+        "(min-max).",
         "",
         "| variant | ms per step | default's speed-up over it |",
         "| --- | ---: | ---: |",
     ]
     for name, ms in times.items():
         m = statistics.median(ms)
-        lines.append(f"| {name} | {m:.2f} | {'' if name == DEFAULT.name else f'{m / base:.2f}x'} |")
+        lines.append(f"| {name} | {spread(ms, '{:.2f}')} | {'' if name == DEFAULT.name else f'{m / base:.2f}x'} |")
     lines += [
         "",
-        "Early accuracy: the first epoch of each variant, scored on the MNIST test set after every tenth of it "
-        "(evaluation excluded from the seconds).",
+        f"Efficiency: the default network costs {flops / 1e6:.2f} MFLOP per image forward "
+        f"(`benchmarks/machine.py` counts its convolutions and linear layers), about {machine.TRAINING_FACTOR}x that "
+        f"to train; at {base:.2f} ms per step of {TrainConfig.batch_size} images that is "
+        f"{machine.efficiency(achieved, threads)} ({how}).",
+        "",
+        f"Early accuracy: the first epoch of each variant, scored on the MNIST test set after every tenth of it "
+        f"(evaluation excluded from the seconds), seed(s) 0-{len(next(iter(early.values()))) - 1}: seconds the "
+        "median (min-max), accuracies the mean (min-max).",
         "",
         f"| variant | time to >= {pct(TARGET)} digit and sum | test digit / sum at 0.5 epoch | at 1 epoch |",
         "| --- | ---: | ---: | ---: |",
     ]
-    for name, points in early.items():
-        half = min(points, key=lambda p: abs(p.epoch - 0.5))
-        lines.append(f"| {name} | {when(time_to(points, TARGET, TARGET))} | {pct(half.digit)} / {pct(half.sum)} | "
-                     f"{pct(points[-1].digit)} / {pct(points[-1].sum)} |")
+    for name, runs in early.items():
+        reached = [time_to(points, TARGET) for points in runs]
+        seconds = [p.seconds for p in reached if p]
+        to_target = f"{spread(seconds)} s" if seconds else "not reached"
+        to_target += f"; {sum(p is None for p in reached)} seed(s) not" if seconds and None in reached else ""
+        half = [min(points, key=lambda p: abs(p.epoch - 0.5)) for points in runs]
+        end = [points[-1] for points in runs]
+        lines.append(f"| {name} | {to_target} | {mean_range([p.digit for p in half])} / "
+                     f"{mean_range([p.sum for p in half])} | {mean_range([p.digit for p in end])} / "
+                     f"{mean_range([p.sum for p in end])} |")
+    lines += [
+        "",
+        "The fast recipe's choices: `digitsum train --recipe fast`, and the same with one choice put back to the "
+        "default's; test figures of the best epoch's weights, the mean over seeds (min-max); training seconds the "
+        "median (min-max).",
+        "",
+        "| variant | test digit | test sum | training seconds |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for name, runs in fast.items():
+        seconds = spread([r["train_seconds"] for r in runs])
+        lines.append(f"| {name} | {mean_range([r['digit_accuracy'] for r in runs])} | "
+                     f"{mean_range([r['sum_accuracy'] for r in runs])} | {seconds} |")
     return "\n".join(lines) + "\n"
+
+
+def mean_range(values: list[float]) -> str:
+    if len(values) == 1:
+        return pct(values[0])
+    return f"{pct(statistics.mean(values))} ({pct(min(values))}-{pct(max(values))})"
 
 
 def run(quick: bool = False, data_dir: str | None = None, threads: int = 0) -> str:
@@ -157,14 +218,17 @@ def run(quick: bool = False, data_dir: str | None = None, threads: int = 0) -> s
         torch.set_num_threads(threads)
     flags = (" --quick" if quick else "") + (f" --threads {threads}" if threads else "")
     size = QUICK if quick else {}
+    seeds = size.get("seeds", SEEDS)
     cfg = TrainConfig(limit=size.get("limit", 0), val_size=size.get("val_size", TrainConfig.val_size))
     data = load_mnist(data_dir)
     train_mix, _ = split_train_val(data["train"], cfg)
     times = step_times(train_mix, cfg, size.get("rounds", ROUNDS), size.get("steps", STEPS),
                        size.get("warmup", WARMUP_STEPS))
     test_mix = fixed_test_mixture(data["test"])
-    early = {v.name: early_accuracy(train_mix, test_mix, cfg, v, size.get("test")) for v in EARLY_VARIANTS}
-    return render(times, early, torch.get_num_threads(), f"python benchmarks/bench_recipe.py{flags}")
+    early = {v.name: [early_accuracy(train_mix, test_mix, dataclasses.replace(cfg, seed=seed), v, size.get("test"))
+                      for seed in range(seeds)] for v in EARLY_VARIANTS}
+    fast = fast_choices(data_dir, seeds, size)
+    return render(times, early, fast, torch.get_num_threads(), f"python benchmarks/bench_recipe.py{flags}")
 
 
 if __name__ == "__main__":

@@ -1,14 +1,14 @@
-"""Time to accuracy, the headline: the notebook replica against digitsum's default recipe.
+"""Time to accuracy, the headline: the notebook replica, digitsum's default recipe and its fast recipe.
 
-Both train in one process with the same torch thread count. After every epoch each model is
-scored on the MNIST test set with its fixed numbers (``digitsum.evaluate.infer``); scoring is
-outside the timed part. digitsum is also scored after every tenth of its first epoch (through
-``train``'s ``on_step`` hook, whose time ``train`` excludes from the epoch's seconds): most of a
-fast recipe's accuracy comes within that epoch. The notebook's seconds are its training loop's;
-digitsum's are ``EpochRecord.seconds`` and ``StepDone.seconds`` from ``digitsum.training.train`` with
-``TrainConfig()``'s defaults, so the figure is exactly what ``digitsum train`` does. A "time to"
-is the cumulative training time of the first scored point that reaches the target on digit AND
-sum.
+Each recipe trains from scratch for every seed (3 by default) in one process with the same torch
+thread count, and is scored on the 10,000 MNIST test images with their fixed numbers after every
+quarter of every epoch (``POINTS`` a epoch), all three at the same granularity; scoring is outside
+the timed part. The notebook's seconds are its training loop's; digitsum's are those
+``digitsum.training.train`` reports (``StepDone.seconds``, hook time excluded), with
+``config.recipe``'s values, so the figures are exactly what ``digitsum train [--recipe fast]`` does.
+A "time to" is the cumulative training time of the first scored point at which digit AND sum reach
+the threshold; across seeds the median with its min-max, and the ratio of the notebook's median to
+digitsum's.
 
     python benchmarks/bench_time_to_accuracy.py [--quick] [--data-dir DIR] [--threads N]
 """
@@ -16,29 +16,32 @@ sum.
 from __future__ import annotations
 
 import dataclasses
+import statistics
 import sys
 import tempfile
 
 import torch
 
-from digitsum.config import ModelConfig, TrainConfig
+from digitsum.config import ModelConfig, recipe
 from digitsum.data import load_mnist
 from digitsum.evaluate import accuracy, fixed_test_mixture, infer
 from digitsum.mixture import split_train_val
 from digitsum.training import train
-from notebook import EPOCHS, train_notebook
+from notebook import EPOCHS, notebook_loader, run_epoch, seed_model_and_optimizer
 
-TARGETS = {0.990: "", 0.995: " (target <= 180 s on 2 cores)"}  # accuracy -> what the README promises
-FIRST_EPOCH_POINTS = 10  # digitsum is scored after every tenth of its first epoch
-QUICK = {"limit": 2000, "epochs": 2, "test": 2000, "val_size": 1000}  # a smoke run, not a measurement
+SEEDS = 3
+POINTS = 4  # scored after every quarter of an epoch
+THRESHOLDS = (0.98, 0.99, 0.995)
+RECIPES = ("notebook replica", "digitsum default", "digitsum fast")
+QUICK = {"limit": 2000, "epochs": 2, "test": 2000, "val_size": 1000, "seeds": 1}  # a smoke run, not a measurement
 
 
 @dataclasses.dataclass
 class Point:
-    """A scored point: cumulative training seconds and test accuracies."""
+    """A scored point: epochs done, cumulative training seconds, test accuracies."""
 
-    epoch: float  # epochs done: 3 is the end of epoch 3, 0.4 four tenths into the first
-    seconds: float  # cumulative, training only
+    epoch: float  # 2.75: three quarters into epoch 3
+    seconds: float
     digit: float
     sum: float
 
@@ -50,130 +53,159 @@ def score(model, test_mix, stop: int | None) -> tuple[float, float]:
     return accuracy(out.digits, test_mix.labels[:n]), accuracy(out.sums, (test_mix.labels + test_mix.numbers)[:n])
 
 
-def time_to(history: list[Point], digit: float, total: float) -> Point | None:
-    """The first point whose digit accuracy >= ``digit`` and sum accuracy >= ``total``."""
-    return next((p for p in sorted(history, key=lambda p: p.seconds) if p.digit >= digit and p.sum >= total), None)
+def time_to(points: list[Point], target: float) -> Point | None:
+    """The first point whose digit and sum accuracy both reach ``target``."""
+    return next((p for p in sorted(points, key=lambda p: p.seconds) if p.digit >= target and p.sum >= target), None)
 
 
-def measure(data_dir: str | None = None, threads: int = 0, limit: int = 0, notebook_epochs: int = EPOCHS,
-            test: int = 0, train_cfg: TrainConfig | None = None) -> dict:
-    """Train both; returns {"notebook": [Point], "digitsum": [Point], "first_epoch": [Point], "setup": dict}.
+def notebook_points(images, labels, epochs: int, seed: int, test_mix, stop) -> list[Point]:
+    """The replica, scored after every quarter epoch."""
+    model, opt = seed_model_and_optimizer(seed)
+    loader = notebook_loader(images, labels, seed)
+    steps, points, seconds = len(loader), [], 0.0
+    for epoch in range(epochs):
+        batches = iter(loader)
+        for quarter in range(POINTS):
+            take = steps * (quarter + 1) // POINTS - steps * quarter // POINTS
+            seconds += run_epoch(model, opt, batches, max_steps=take)
+            points.append(Point(epoch + (quarter + 1) / POINTS, seconds, *score(model, test_mix, stop)))
+    return points
 
-    "first_epoch" holds digitsum's points within its first epoch, "digitsum" its epoch ends.
 
-    ``train_cfg`` is digitsum's recipe (default: ``TrainConfig()``; ``threads`` and ``limit`` are
-    applied to it). ``limit`` (training images) and ``test`` (test images) shrink the run for smoke
-    tests; 0 means all, as the benchmark runs them.
-    """
+def digitsum_points(name: str, seed: int, threads: int, limit: int, data_dir, test_mix, stop,
+                    quick: dict | None) -> list[Point]:
+    """digitsum's ``name`` recipe ("default" or "fast"), scored after every quarter epoch."""
+    cfg = dataclasses.replace(recipe(name), seed=seed, threads=threads, limit=limit)
+    if quick:
+        cfg = dataclasses.replace(cfg, epochs=quick["epochs"], val_size=quick["val_size"])
+    points, done_seconds = [], [0.0]  # the training seconds of the epochs done, cumulative
+
+    def on_step(done):  # the first POINTS - 1 quarters of each epoch
+        quarters = [done.steps * q // POINTS for q in range(1, POINTS)]
+        if done.step in quarters:
+            epoch = len(done_seconds) - 1 + (quarters.index(done.step) + 1) / POINTS
+            points.append(Point(epoch, done_seconds[-1] + done.seconds, *score(done.model, test_mix, stop)))
+
+    def on_epoch(record, model):  # and its end
+        done_seconds.append(done_seconds[-1] + record.seconds)
+        points.append(Point(record.epoch, done_seconds[-1], *score(model, test_mix, stop)))
+
+    model_cfg = ModelConfig(verdict=cfg.negatives > 0)
+    with tempfile.TemporaryDirectory(prefix="digitsum-bench-") as out:
+        train(model_cfg, cfg, out, data_dir=data_dir, on_epoch=on_epoch, on_step=on_step)
+    return points
+
+
+def measure(data_dir: str | None = None, threads: int = 0, quick: dict | None = None) -> dict:
+    """recipe -> [points of each seed]; and the setup."""
     if threads:
         torch.set_num_threads(threads)
     threads = torch.get_num_threads()
     data = load_mnist(data_dir)
-    test_mix, stop = fixed_test_mixture(data["test"]), test or None
-    train_split = data["train"]
-    images, labels = train_split.images, train_split.labels
+    test_mix, stop = fixed_test_mixture(data["test"]), (quick or {}).get("test")
+    limit = (quick or {}).get("limit", 0)
+    images, labels = data["train"].images, data["train"].labels
     if limit:
         images, labels = images[:limit], labels[:limit]
-
-    notebook: list[Point] = []
-
-    def notebook_epoch(epoch, seconds, model):
-        total = seconds + (notebook[-1].seconds if notebook else 0.0)
-        notebook.append(Point(epoch, total, *score(model, test_mix, stop)))
-
-    train_notebook(images, labels, notebook_epochs, on_epoch=notebook_epoch)
-
-    cfg = dataclasses.replace(train_cfg or TrainConfig(), threads=threads, limit=limit)
-    ours: list[Point] = []
-    first: list[Point] = []
-
-    def digitsum_epoch(record, model):
-        total = record.seconds + (ours[-1].seconds if ours else 0.0)
-        ours.append(Point(record.epoch, total, *score(model, test_mix, stop)))
-
-    def digitsum_step(done):
-        every = max(1, done.steps // FIRST_EPOCH_POINTS)
-        if not ours and done.step % every == 0 and done.step < done.steps:  # within the first epoch
-            first.append(Point(done.step / done.steps, done.seconds, *score(done.model, test_mix, stop)))
-            done.model.train()
-
-    with tempfile.TemporaryDirectory(prefix="digitsum-bench-") as out:
-        train(ModelConfig(), cfg, out, data_dir=data_dir, on_epoch=digitsum_epoch, on_step=digitsum_step)
-    setup = {"threads": threads, "notebook_images": len(images), "test_images": stop or len(test_mix),
-             "digitsum_images": len(split_train_val(train_split, cfg)[0]), "train_config": cfg.to_dict()}
-    return {"notebook": notebook, "digitsum": ours, "first_epoch": first, "setup": setup}
+    seeds = range((quick or {}).get("seeds", SEEDS))
+    epochs = quick["epochs"] if quick else EPOCHS
+    results = {"notebook replica": [notebook_points(images, labels, epochs, s, test_mix, stop) for s in seeds]}
+    for name in ("default", "fast"):
+        results[f"digitsum {name}"] = [digitsum_points(name, s, threads, limit, data_dir, test_mix, stop, quick)
+                                       for s in seeds]
+    n_digitsum = len(split_train_val(data["train"], recipe("default"))[0]) if not limit else limit
+    setup = {"threads": threads, "seeds": len(seeds), "notebook_images": len(images),
+             "digitsum_images": n_digitsum, "test_images": stop or len(test_mix)}
+    return {"runs": results, "setup": setup}
 
 
 def pct(x: float) -> str:
     return f"{100 * x:.2f}%"
 
 
-def when(point: Point | None) -> str:
-    if not point:
-        return "not reached"
-    where = f"epoch {int(point.epoch)}" if point.epoch == int(point.epoch) else f"{point.epoch:.2f} of epoch 1"
-    return f"{point.seconds:.1f} s ({where})"
+def spread(values: list[float], fmt: str = "{:.1f}") -> str:
+    """The median with its min-max (or the single value)."""
+    if len(values) == 1:
+        return fmt.format(values[0])
+    return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}-{fmt.format(max(values))})"
+
+
+def times_to(runs: list[list[Point]], target: float) -> tuple[list[float], int]:
+    """(seconds to ``target`` of the seeds that reached it, how many did not)."""
+    reached = [time_to(points, target) for points in runs]
+    return [p.seconds for p in reached if p], sum(p is None for p in reached)
+
+
+def when(runs: list[list[Point]], target: float) -> str:
+    seconds, missed = times_to(runs, target)
+    if not seconds:
+        return "never"
+    epochs = [time_to(points, target).epoch for points in runs if time_to(points, target)]
+    text = f"{spread(seconds)} s (epoch {spread(epochs, '{:.2f}')})"
+    return text + (f"; {missed} seed(s) never" if missed else "")
 
 
 def render(result: dict, command: str) -> str:
-    """The Markdown section: per-epoch table for both, digitsum's first epoch, then the summary."""
-    nb, ours, first, setup = result["notebook"], result["digitsum"], result["first_epoch"], result["setup"]
-    cfg = setup["train_config"]
+    runs, setup = result["runs"], result["setup"]
+    notebook = runs["notebook replica"]
+    final = [points[-1] for points in notebook]
+    notebook_final = min(statistics.mean(p.digit for p in final), statistics.mean(p.sum for p in final))
     lines = [
         "## Time to accuracy",
         "",
-        f"Measured by `{command}`: {setup['threads']} torch threads for both; accuracies on "
-        f"{setup['test_images']:,} MNIST test images with their fixed numbers, after every epoch (and for "
-        f"digitsum after every tenth of its first epoch); seconds are cumulative training time (evaluation "
-        f"excluded). Notebook replica: per-item Dataset + shuffled DataLoader, seed network, Adam lr 0.01, "
-        f"batch 100, {len(nb)} epochs on {setup['notebook_images']:,} images. digitsum: `digitsum train` "
-        f"defaults (batch {cfg['batch_size']}, AdamW one-cycle lr {cfg['lr']} warming up for {cfg['warmup']:g} of the "
-        f"run, max shift {cfg['max_shift']}, {cfg['epochs']} epochs) on {setup['digitsum_images']:,} images.",
+        f"Measured by `{command}`: {setup['threads']} torch threads; each recipe trained from scratch for "
+        f"{setup['seeds']} seed(s) and scored on {setup['test_images']:,} MNIST test images with their fixed numbers "
+        f"after every quarter of every epoch (all three recipes at the same granularity; scoring excluded from the "
+        f"seconds). Notebook replica: per-item Dataset + shuffled DataLoader, seed network, Adam lr 0.01, batch 100, "
+        f"on {setup['notebook_images']:,} images. digitsum: `digitsum train` (default) and "
+        f"`digitsum train --recipe fast`, on {setup['digitsum_images']:,} images. Accuracies are the mean over "
+        "seeds (min-max); seconds the median (min-max).",
         "",
-        "| epoch | notebook s | notebook digit | notebook sum | digitsum s | digitsum digit | digitsum sum |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| | " + " | ".join(RECIPES) + " |",
+        "| --- |" + " ---: |" * len(RECIPES),
     ]
-    for i in range(max(len(nb), len(ours))):
-        cells = [str(i + 1)]
-        for hist in (nb, ours):
-            p = hist[i] if i < len(hist) else None
-            cells += [f"{p.seconds:.1f}", pct(p.digit), pct(p.sum)] if p else ["", "", ""]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "digitsum's first epoch:", "", "| epochs done | digitsum s | digitsum digit | digitsum sum |",
-              "| ---: | ---: | ---: | ---: |"]
-    lines += [f"| {p.epoch:.2f} | {p.seconds:.2f} | {pct(p.digit)} | {pct(p.sum)} |" for p in first + ours[:1]]
-    final = nb[-1]
-    match = time_to(first + ours, final.digit, final.sum)
-    speedup = f"{final.seconds / match.seconds:.1f}x" if match else "n/a"
-    own = time_to(nb, final.digit, final.sum)  # the notebook's first epoch end at its final accuracy
+
+    def row(title: str, cell) -> str:
+        return f"| {title} | " + " | ".join(cell(runs[name]) for name in RECIPES) + " |"
+
+    def mean_range(values: list[float]) -> str:
+        if len(values) == 1:
+            return pct(values[0])
+        return f"{pct(statistics.mean(values))} ({pct(min(values))}-{pct(max(values))})"
+
     lines += [
-        "",
-        "| | notebook replica | digitsum default |",
-        "| --- | ---: | ---: |",
-        f"| final test digit / sum accuracy | {pct(final.digit)} / {pct(final.sum)} | "
-        f"{pct(ours[-1].digit)} / {pct(ours[-1].sum)} |",
-        f"| training time, all epochs | {final.seconds:.1f} s | {ours[-1].seconds:.1f} s |",
-        f"| time to the notebook's final accuracy | {final.seconds:.1f} s (all epochs) | {when(match)} |",
-        f"| speed-up to the notebook's final accuracy (target >= 10x) | 1x | {speedup} |",
-        f"| first time the notebook itself is at that accuracy (epoch ends) | {when(own)} | "
-        f"{f'{own.seconds / match.seconds:.1f}x faster' if match else 'n/a'} |",
+        row("epochs", lambda r: f"{r[0][-1].epoch:g}"),
+        row("final test digit", lambda r: mean_range([p[-1].digit for p in r])),
+        row("final test sum", lambda r: mean_range([p[-1].sum for p in r])),
+        row("training seconds, all epochs", lambda r: spread([p[-1].seconds for p in r])),
     ]
-    for target, promise in TARGETS.items():
-        lines.append(f"| time to >= {pct(target)} digit and sum{promise} | {when(time_to(nb, target, target))} | "
-                     f"{when(time_to(first + ours, target, target))} |")
+    for target in THRESHOLDS:
+        lines.append(row(f"time to >= {pct(target)} digit and sum", lambda r, t=target: when(r, t)))
+    lines.append(row(f"time to the notebook's final accuracy ({pct(notebook_final)}, the lower of its mean digit "
+                     "and sum)", lambda r: when(r, notebook_final)))
+    lines += ["", "Speed-up of each digitsum recipe over the notebook replica (ratio of the median times; "
+              "the same quarter-epoch scoring for all):", "", "| threshold | digitsum default | digitsum fast |",
+              "| --- | ---: | ---: |"]
+    for title, target in [(pct(t), t) for t in THRESHOLDS] + [("the notebook's final accuracy", notebook_final)]:
+        base, _ = times_to(notebook, target)
+        cells = []
+        for name in ("digitsum default", "digitsum fast"):
+            mine, _ = times_to(runs[name], target)
+            if not mine:
+                cells.append("not reached")
+            elif not base:
+                cells.append("the notebook never gets there")
+            else:
+                cells.append(f"{statistics.median(base) / statistics.median(mine):.1f}x")
+        lines.append(f"| {title} | {cells[0]} | {cells[1]} |")
     return "\n".join(lines) + "\n"
 
 
 def run(quick: bool = False, data_dir: str | None = None, threads: int = 0) -> str:
     """Run the benchmark (``quick``: a smoke run at tiny size) and return its Markdown section."""
     flags = (" --quick" if quick else "") + (f" --threads {threads}" if threads else "")
-    command = f"python benchmarks/bench_time_to_accuracy.py{flags}"
-    if quick:
-        cfg = dataclasses.replace(TrainConfig(), epochs=QUICK["epochs"], val_size=QUICK["val_size"])
-        result = measure(data_dir, threads, QUICK["limit"], QUICK["epochs"], QUICK["test"], cfg)
-    else:
-        result = measure(data_dir, threads)
-    return render(result, command)
+    result = measure(data_dir, threads, QUICK if quick else None)
+    return render(result, f"python benchmarks/bench_time_to_accuracy.py{flags}")
 
 
 if __name__ == "__main__":

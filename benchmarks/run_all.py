@@ -1,7 +1,8 @@
 """Run every benchmark in this folder and write benchmarks/RESULTS.md.
 
-Each ``benchmarks/bench_*.py`` exposes ``run(quick: bool = False) -> str`` returning a Markdown
-section. They run in ``ORDER`` (the headline first), then any others by name; the results file
+Each ``benchmarks/bench_*.py``, and each of ``MEASURES`` (real handwriting, non-digits), exposes
+``run(quick: bool = False) -> str`` returning a Markdown section. They run in ``ORDER`` (the
+headline first), then any others by name; the results file
 starts with the date, the machine, the versions and the command that produced it, and is written
 atomically once every benchmark has run. A benchmark that fails is reported in its section and
 makes the exit status 1; the others still run.
@@ -32,13 +33,20 @@ from digitsum.files import atomic_write_bytes
 
 HERE = Path(__file__).resolve().parent
 RESULTS = "RESULTS.md"  # in the benchmarks folder
-ORDER = ["time_to_accuracy", "recipe", "profile", "inference", "serve", "distributed"]
+MEASURES = ("real_handwriting", "nondigits")  # accuracy measures that are not timings: no bench_ prefix
+ORDER = ["time_to_accuracy", "recipe", "real_handwriting", "nondigits", "profile", "inference", "serve",
+         "distributed"]
 
 
 def discover(folder: Path = HERE) -> list[str]:
-    """Benchmark names (``bench_NAME.py``) in the folder: those in ``ORDER`` first, then the rest."""
+    """Benchmark names (``bench_NAME.py``, or NAME.py for MEASURES) in the folder: ORDER first, then the rest."""
     found = {p.stem.removeprefix("bench_") for p in folder.glob("bench_*.py")}
+    found |= {name for name in MEASURES if (folder / f"{name}.py").is_file()}
     return [n for n in ORDER if n in found] + sorted(found - set(ORDER))
+
+
+def module_name(name: str) -> str:
+    return name if name in MEASURES else f"bench_{name}"
 
 
 def cpu_model() -> str:
@@ -103,10 +111,10 @@ def run_one(name: str, quick: bool) -> tuple[str, bool]:
     """(Markdown section, succeeded) of benchmark ``name``, with its wall time."""
     start = time.perf_counter()
     try:
-        section = importlib.import_module(f"bench_{name}").run(quick=quick)
+        section = importlib.import_module(module_name(name)).run(quick=quick)
     except Exception as error:  # one broken benchmark must not lose the others' figures
         return f"## {name}\n\n**FAILED**: {type(error).__name__}: {error}\n", False
-    return f"{section.rstrip()}\n\n_`bench_{name}` took {time.perf_counter() - start:.0f} s._\n", True
+    return f"{section.rstrip()}\n\n_`{module_name(name)}` took {time.perf_counter() - start:.0f} s._\n", True
 
 
 def run_all(names: list[str], quick: bool, command: str, on_start=None) -> tuple[str, list[str]]:

@@ -5,7 +5,6 @@ No timing is asserted: these prove the scripts run and report what they claim to
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -76,31 +75,30 @@ def test_run_epoch_trains_and_stops_after_max_steps(mnist):
     assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
 
 
-def test_time_to_is_the_first_epoch_reaching_both_targets():
-    history = [tta.Point(1, 10.0, 0.991, 0.980), tta.Point(2, 20.0, 0.989, 0.992), tta.Point(3, 30.0, 0.995, 0.995)]
-    assert tta.time_to(history, 0.99, 0.99).epoch == 3  # epoch 1 misses the sum, epoch 2 the digit
-    assert tta.time_to(history, 0.98, 0.98).seconds == 10.0
-    assert tta.time_to(history, 0.996, 0.9) is None
+def test_time_to_is_the_first_point_reaching_the_target_on_digit_and_sum():
+    history = [tta.Point(0.25, 10.0, 0.991, 0.980), tta.Point(0.5, 20.0, 0.989, 0.992),
+               tta.Point(0.75, 30.0, 0.995, 0.995)]
+    assert tta.time_to(history, 0.99).epoch == 0.75  # the first point misses the sum, the second the digit
+    assert tta.time_to(history, 0.98).seconds == 10.0
+    assert tta.time_to(history, 0.996) is None
 
 
-def test_time_to_accuracy_trains_both_recipes_and_reports_them(mnist_dir):
-    cfg = dataclasses.replace(TrainConfig(), epochs=2, val_size=500)
-    result = tta.measure(str(mnist_dir), threads=1, limit=1000, notebook_epochs=2, test=500, train_cfg=cfg)
-    for name in ("notebook", "digitsum"):
-        first, second = result[name]
-        assert (first.epoch, second.epoch) == (1, 2)
-        assert second.seconds > first.seconds > 0  # cumulative
-        assert second.digit > 0.25  # learned: chance is 0.10
-    assert result["setup"]["test_images"] == 500 and result["setup"]["threads"] == 1
-    assert result["setup"]["train_config"]["batch_size"] == TrainConfig().batch_size
-    section = tta.render(result, "python benchmarks/bench_time_to_accuracy.py")
-    nb = result["notebook"][1]
-    assert f"| 2 | {nb.seconds:.1f} | {tta.pct(nb.digit)} | {tta.pct(nb.sum)} |" in section
-    assert "time to >= 99.50% digit and sum" in section
-    within = result["first_epoch"]  # digitsum scored within its first epoch: 7 steps of 128 images
-    assert [p.epoch for p in within] == [k / 7 for k in range(1, 7)]
-    assert [p.seconds for p in within] == sorted(p.seconds for p in within) < [result["digitsum"][0].seconds]
-    assert f"| {within[0].epoch:.2f} | {within[0].seconds:.2f} | {tta.pct(within[0].digit)} |" in section
+def test_time_to_accuracy_scores_every_recipe_at_each_quarter_epoch(mnist_dir):
+    quick = {"limit": 1200, "epochs": 2, "test": 500, "val_size": 500, "seeds": 1}
+    result = tta.measure(str(mnist_dir), threads=1, quick=quick)
+    runs = result["runs"]
+    assert set(runs) == set(tta.RECIPES)
+    for name, (points,) in runs.items():
+        assert [p.epoch for p in points] == [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0], name  # the same for all
+        seconds = [p.seconds for p in points]
+        assert seconds == sorted(seconds) and seconds[0] > 0, name  # cumulative training time
+        assert points[-1].digit > 0.25, name  # learned: chance is 0.10
+    assert result["setup"] == {"threads": 1, "seeds": 1, "notebook_images": 1200, "digitsum_images": 1200,
+                               "test_images": 500}
+    section = tta.render(result, "python benchmarks/bench_time_to_accuracy.py --quick")
+    notebook, default = runs["notebook replica"][0][-1], runs["digitsum default"][0][-1]
+    assert f"| final test digit | {tta.pct(notebook.digit)} | {tta.pct(default.digit)} |" in section
+    assert "| time to >= 99.50% digit and sum |" in section and "Speed-up of each digitsum recipe" in section
 
 
 def test_profile_splits_an_epoch_into_phases_and_ranks_operators(mnist):

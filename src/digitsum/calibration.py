@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, fields
 
 import torch
 
-KEEP = 0.997  # share of validation digits the verdict's threshold keeps
+KEEP = 0.998  # share of validation digits the verdict's threshold keeps
 BINS = 15  # bins of the expected calibration error
 
 
@@ -47,14 +47,24 @@ def nll(logits: torch.Tensor, labels: torch.Tensor, temperature: float) -> float
     return float(torch.nn.functional.cross_entropy(logits.double() / temperature, labels))
 
 
-def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, low: float = 0.05, high: float = 20.0) -> float:
-    """The temperature in [low, high] that minimises the negative log-likelihood (golden-section search on
-    log T; the likelihood has one minimum along it)."""
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """The temperature that minimises the negative log-likelihood of ``labels`` (N,) under ``logits`` (N, K)."""
+    return fit_shared_temperature([(logits, labels)])
+
+
+def fit_shared_temperature(heads: list[tuple[torch.Tensor, torch.Tensor]], low: float = 0.05,
+                           high: float = 20.0) -> float:
+    """The one temperature in [low, high] that minimises the summed negative log-likelihood of several heads'
+    (logits, labels): a golden-section search on log T (the likelihood has one minimum along it)."""
+
+    def loss(log_t: float) -> float:
+        return sum(nll(logits, labels, math.exp(log_t)) for logits, labels in heads)
+
     a, b = math.log(low), math.log(high)
     ratio = (math.sqrt(5) - 1) / 2
     for _ in range(80):
         c, d = b - ratio * (b - a), a + ratio * (b - a)
-        if nll(logits, labels, math.exp(c)) < nll(logits, labels, math.exp(d)):
+        if loss(c) < loss(d):
             b = d
         else:
             a = c

@@ -70,21 +70,23 @@ class Run:
 def load_run(world: World, out: Path, model_cfg: ModelConfig, cfg: TrainConfig, data_dir: str | None,
              config: dict | None = None) -> Run:
     """Place this rank on its device and load the data; ``config`` defaults to a new run's.
-
-    A network with a verdict head trains on synthetic non-digits too: the bank is drawn from the run's
-    seed (negatives.py), the same on every rank. A network without one trains on none.
-    """
+    A network without a verdict head trains on no synthetic non-digits."""
     world = world.on(cfg.device)
     if not model_cfg.verdict:
         cfg = replace(cfg, negatives=0.0)  # config.json records what is used
     data = load_mnist(data_dir)
     train_mix, val_mix = split_train_val(data["train"], cfg)
     world.check_global_batch(cfg.batch_size, len(train_mix))
-    if cfg.negatives:  # as many as an epoch uses, up to the bank's size
-        count = min(NEGATIVE_BANK, max(1, round(cfg.negatives * len(train_mix))))
-        train_mix.negatives = make_negatives(count, train_mix.images, train_mix.labels, cfg.seed)
     config = config or run_config(model_cfg, cfg, len(train_mix))
     return Run(out, cfg, world, train_mix, val_mix, data["test"], config)
+
+
+def draw_negatives(run: Run) -> None:
+    """The run's bank of synthetic non-digits (negatives.py): as many as an epoch uses, up to the bank's
+    size, from the run's seed (the same on every rank)."""
+    if run.cfg.negatives:
+        count = min(NEGATIVE_BANK, max(1, round(run.cfg.negatives * len(run.train_mix))))
+        run.train_mix.negatives = make_negatives(count, run.train_mix.images, run.train_mix.labels, run.cfg.seed)
 
 
 def start_model(run: Run, model_cfg: ModelConfig):
@@ -198,6 +200,7 @@ def train(
             if run.world.is_main:
                 prepare_run_dir(out, overwrite)
                 write_config(out, run.config)
+        draw_negatives(run)
         model, opt, sched = start_model(run, model_cfg)
         state = RunState(tally=EpochTally.start(run.world.device))
         return run_epochs(run, model, opt, sched, state, on_epoch, on_step)

@@ -34,15 +34,16 @@ def implied_sums(digit_logits: torch.Tensor, numbers: torch.Tensor, num_sums: in
 
 def digitsum_loss(digit_logits: torch.Tensor, sum_logits: torch.Tensor, digits: torch.Tensor,
                   numbers: torch.Tensor, sums: torch.Tensor, cfg: TrainConfig,
-                  verdict_logits: torch.Tensor | None = None, real: torch.Tensor | None = None) -> torch.Tensor:
+                  verdict_logits: torch.Tensor | None = None, real: torch.Tensor | None = None,
+                  detach_target: bool = False) -> torch.Tensor:
     """Cross-entropy on both heads, plus an agreement term weighted by ``cfg.consistency``, plus, for a
     network with a verdict head, the binary cross-entropy of its verdict.
 
     The agreement term is KL(implied || sum head): the KL divergence from the sum distribution
     the digit head implies (``implied_sums``) to the sum head's. Its gradient flows into both
     heads: it pulls the sum head toward digit head + number, and the digit head toward what the
-    sum head reads (ARCHITECTURE.md measures it against a detached target). The term shapes
-    training only; the sum is still the sum head's own output.
+    sum head reads. ``detach_target`` stops the second pull, for comparison: it measured worse
+    (benchmarks/choices.py). The term shapes training only; the sum is still the sum head's own output.
 
     ``real`` (B,) marks the digits of a batch that also holds synthetic non-digits (mixture.py):
     the digit, sum and agreement terms read the digits only, the verdict all of them (1 for a
@@ -55,7 +56,8 @@ def digitsum_loss(digit_logits: torch.Tensor, sum_logits: torch.Tensor, digits: 
     loss = (F.cross_entropy(digit_logits, digits, label_smoothing=cfg.label_smoothing)
             + F.cross_entropy(sum_logits, sums, label_smoothing=cfg.label_smoothing))
     if cfg.consistency:
-        implied = implied_sums(digit_logits, numbers, sum_logits.shape[1])  # (B, 19)
+        implied = implied_sums(digit_logits.detach() if detach_target else digit_logits, numbers,
+                               sum_logits.shape[1])  # (B, 19)
         loss = loss + cfg.consistency * F.kl_div(sum_logits.log_softmax(1), implied, reduction="batchmean")
     if verdict_logits is not None:
         target = verdict_target if real is not None else torch.ones_like(verdict_logits)

@@ -12,7 +12,7 @@ from ..files import CONFIG
 from ..runtime import threads as torch_threads
 from .distributed import session
 from .epoch import StepHook
-from .loop import EpochHook, load_run, run_epochs, start_model
+from .loop import EpochHook, draw_negatives, load_run, run_epochs, start_model
 from .rundir import write_history
 from .state import SavedState, config_digest, restore
 from .store import parse_state, read_run
@@ -58,6 +58,7 @@ def resume_training(
         with torch_threads(cfg.threads):
             with world.together():
                 run = load_run(world, out, model_cfg, cfg, data_dir, config)
+            draw_negatives(run)
             model, opt, sched = start_model(run, model_cfg)
             state = restore(saved, model, opt, sched, keep_sums=run.world.is_main)
             if run.world.is_main:
