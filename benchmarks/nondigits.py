@@ -18,7 +18,6 @@ optdigits are evaluation sets only (benchmarks/handwriting.py).
 
 from __future__ import annotations
 
-import argparse
 import io
 import sys
 from dataclasses import replace
@@ -34,6 +33,7 @@ from digitsum.data import load_mnist
 from digitsum.mixture import fixed_numbers
 from digitsum.negatives import scribble, strokes
 from digitsum.predict import load_model
+from digitsum.runtime import threads as torch_threads
 
 FONTS = [Path("/usr/share/fonts/truetype/dejavu") / name for name in ("DejaVuSans.ttf", "DejaVuSerif.ttf")]
 CHARACTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz#$%&*+<=>?@~^{}"
@@ -185,26 +185,13 @@ def render(results: dict, command: str) -> str:
 
 def run(quick: bool = False, data_dir: str | None = None, threads: int = 1, checkpoint: str | None = None) -> str:
     """Run the benchmark (``quick``: a hundred images per set) and return its Markdown section."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads or 1)
-    try:
+    with torch_threads(threads or 1):
         results = measure(checkpoint, data_dir, QUICK if quick else None)
-    finally:
-        torch.set_num_threads(before)
     flags = (" --quick" if quick else "") + (f" --checkpoint {checkpoint}" if checkpoint else "")
     return render(results, f"python benchmarks/nondigits.py{flags}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    from digitsum.cli.common import add_checkpoint
-    from run_all import add_bench_flags
-
-    parser = add_bench_flags(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
-    add_checkpoint(parser)
-    args = parser.parse_args(argv)
-    print(run(args.quick, args.data_dir, 1, args.checkpoint))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    from run_all import checkpoint_main
+
+    sys.exit(checkpoint_main(run, __doc__.splitlines()[0]))

@@ -17,18 +17,17 @@ image of preprocessing and prediction on one torch thread.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
 import numpy as np
-import torch
 from PIL import Image
 
 import handwriting
 from digitsum.data import load_mnist
 from digitsum.mixture import fixed_numbers
 from digitsum.predict import load_model
+from digitsum.runtime import threads as torch_threads
 
 NUMBER_SEED = 4_000_037
 FRAME_FILLING = 2000  # MNIST test digits redrawn frame-filling
@@ -105,26 +104,13 @@ def render(results: dict, command: str) -> str:
 
 def run(quick: bool = False, data_dir: str | None = None, threads: int = 1, checkpoint: str | None = None) -> str:
     """Run the benchmark (``quick``: a few hundred images per set) and return its Markdown section."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads or 1)
-    try:
+    with torch_threads(threads or 1):
         results = measure(checkpoint, data_dir, QUICK if quick else None)
-    finally:
-        torch.set_num_threads(before)
     flags = (" --quick" if quick else "") + (f" --checkpoint {checkpoint}" if checkpoint else "")
     return render(results, f"python benchmarks/real_handwriting.py{flags}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    from digitsum.cli.common import add_checkpoint
-    from run_all import add_bench_flags
-
-    parser = add_bench_flags(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
-    add_checkpoint(parser)
-    args = parser.parse_args(argv)
-    print(run(args.quick, args.data_dir, 1, args.checkpoint))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    from run_all import checkpoint_main
+
+    sys.exit(checkpoint_main(run, __doc__.splitlines()[0]))

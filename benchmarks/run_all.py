@@ -153,6 +153,22 @@ def standalone(run, description: str, argv: list[str] | None = None) -> int:
     return 0
 
 
+def checkpoint_main(run, description: str, argv: list[str] | None = None) -> int:
+    """The command line of a benchmark that measures a checkpoint: ``--quick``, ``--data-dir``, ``--checkpoint``;
+    prints ``run(quick, data_dir, 1, checkpoint)`` (one torch thread)."""
+    from digitsum.cli.common import add_checkpoint
+
+    parser = add_bench_flags(Parser(prog=Path(sys.argv[0]).name, description=description))
+    add_checkpoint(parser)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as error:
+        print(error, file=sys.stderr)
+        return 2
+    print(run(args.quick, args.data_dir, 1, args.checkpoint))
+    return 0
+
+
 def main(argv: list[str] | None = None, folder: Path = HERE) -> int:
     """Parse the flags, run the benchmarks in ``folder``, write or print the results; returns the exit status."""
     try:

@@ -20,6 +20,16 @@ from PIL import Image
 from digitsum.cli import main
 
 
+def load_script(path: Path):
+    """A Python file that is not in a package (a benchmark, a script) as a module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def run_cli(capsys, *argv) -> tuple[int, str, str]:
     """(exit status, stdout, stderr) of ``digitsum *argv`` run in this process."""
     code = main([str(a) for a in argv])

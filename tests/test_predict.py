@@ -3,7 +3,6 @@ and accuracy on user-style images (MNIST test digits redrawn as a drawing app ex
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -17,17 +16,14 @@ from digitsum.checkpoint import CheckpointError, load_checkpoint
 from digitsum.evaluate import fixed_test_mixture, infer
 from digitsum.predict import Prediction, Predictor, TorchBackend, check_number, load_model
 from digitsum.preprocess import ImageError
-from helpers import encode
+from helpers import encode, load_script
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def load_user_style():
     """benchmarks/user_style.py, the one builder of the user-style set (tests and README share it)."""
-    spec = importlib.util.spec_from_file_location("user_style", REPO / "benchmarks" / "user_style.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(REPO / "benchmarks" / "user_style.py")
 
 
 @pytest.fixture(scope="module", autouse=True)
