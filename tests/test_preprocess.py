@@ -217,3 +217,14 @@ def test_a_truncated_file_opened_by_pil_is_refused_too(tmp_path):
 def test_a_folder_is_not_an_image(tmp_path):
     with pytest.raises(ImageError, match="is a folder"):
         open_image(tmp_path)
+
+
+@pytest.mark.parametrize("side", [8, 16, 32])
+def test_small_images_become_full_size_digits(mnist, side):
+    """Digits as small as sklearn's 8x8 or USPS's 16x16 are scaled up to MNIST's 20-pixel box."""
+    for digit in mnist["test"].images[:20].numpy():
+        small = np.asarray(Image.fromarray(digit).resize((side, side), Image.Resampling.BOX))
+        out = to_mnist(Image.fromarray(small))
+        assert out.shape == (28, 28) and out.max() == 255
+        assert bbox_side(out) in (19, 20, 21)
+        assert np.abs(np.array(centre_of_mass(out)) - 14).max() <= 1

@@ -251,3 +251,23 @@ def test_restored_moments_take_their_parameters_memory_layout(tmp_path):
     conv = model.image_branch[1][0].weight  # 32 x 16 x 3 x 3: channels-last differs from contiguous
     assert not conv.is_contiguous()
     assert opt.state[conv]["exp_avg"].stride() == conv.stride() == opt.state[conv]["exp_avg_sq"].stride()
+
+
+def test_a_state_written_with_random_generator_states_still_resumes(stopped, uninterrupted, mnist_dir, tmp_path,
+                                                                    capsys):
+    """States of earlier versions also saved torch's, Python's and NumPy's RNG states; they are ignored."""
+    from safetensors.torch import load as load_tensors
+    from safetensors.torch import save as save_tensors
+
+    run = Path(shutil.copytree(stopped[0], tmp_path / "run"))
+    newest = store.complete_states(run)[0]
+    tensors = load_tensors((newest / "state.safetensors").read_bytes())
+    tensors["rng.torch"] = torch.get_rng_state()
+    blob = save_tensors(tensors)
+    (newest / "state.safetensors").write_bytes(blob)
+    meta = json.loads((newest / "state.json").read_text())
+    meta.update(state_sha256=resume_state.sha256(blob), rng={"python": [3, [0] * 625, None], "numpy": ["MT19937"]})
+    (newest / "state.json").write_text(json.dumps(meta))
+    code, _, _ = resume_cli(capsys, run, mnist_dir)
+    assert code == 0
+    assert_same_run(run, uninterrupted[0])

@@ -95,3 +95,35 @@ def test_drawing_digits_shows_the_digit_and_the_sum(chromium, server, tmp_path):
             browser.close()
     assert shot.stat().st_size > 10_000
     assert outside == [] and console_errors == []  # works offline: nothing fetched from elsewhere, no errors
+
+
+def test_the_page_says_when_a_drawing_does_not_look_like_a_digit(chromium, server):
+    """The server's real answer for a scribble, with its verdict turned to "not a digit" by the browser's
+    route (which verdict a given model gives a drawing is the model's business; this is the page's)."""
+    import json
+
+    def not_a_digit(route) -> None:
+        response = route.fetch()
+        body = response.json()
+        body.update(is_digit=False, is_digit_score=0.05)
+        route.fulfill(response=response, body=json.dumps(body))
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.route("**/api/predict", not_a_digit)
+            page.goto(server)
+            draw(page, [[(0.2, 0.2), (0.8, 0.8)], [(0.8, 0.2), (0.2, 0.8)]])  # an X
+            read_answer(page, 2)
+            status = page.text_content("#status")
+            assert "doesn't look like a digit" in status and "best guess" in status
+            assert page.evaluate("document.querySelector('.answer').classList.contains('guess')")
+            assert page.evaluate("document.body.dataset.isDigit") == "false"
+            page.unroute("**/api/predict")
+            page.click("#clear")
+            draw(page, DIGITS[7])
+            read_answer(page, 3)  # a real answer again: the guess is no longer greyed
+            assert not page.evaluate("document.querySelector('.answer').classList.contains('guess')")
+        finally:
+            browser.close()
