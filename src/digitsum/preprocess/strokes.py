@@ -30,15 +30,18 @@ def even_strokes(x: np.ndarray) -> np.ndarray:
         return thinner if thinner.max() > 0.5 else x  # never erase the digit
     if width < MIN:
         steps = round((TARGET - width) / 2)
-        return morph(np.pad(x, steps), steps, np.maximum)
+        wider = np.zeros((x.shape[0] + 2 * steps, x.shape[1] + 2 * steps), dtype=x.dtype)  # room to grow
+        wider[steps:-steps, steps:-steps] = x
+        return morph(wider, steps, np.maximum)
     return x
 
 
 def morph(x: np.ndarray, steps: int, op, diagonals: bool = True) -> np.ndarray:
     """Erode (op=np.minimum) or dilate (np.maximum) ``steps`` times, alternating a cross and a square."""
     h, w = x.shape
+    p = np.zeros((h + 2, w + 2), dtype=x.dtype)  # outside the image is background
     for step in range(steps):
-        p = np.pad(x, 1)  # outside the image is background
+        p[1:-1, 1:-1] = x
         around = [(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)]
         if diagonals and step % 2:
             around += [(-1, -1), (-1, 1), (1, -1), (1, 1)]
