@@ -9,14 +9,18 @@ Sets (evaluation only: never trained, validated or selected on; see benchmarks/h
 
 Each set is read as shipped ("tight": the ink touches the border) and with a 15% margin, through
 the public API (``Predictor.predict_batch``: decoding, preprocessing, the model), with numbers
-fixed by a seed per set. Reported: digit and sum accuracy, per-digit accuracy, and the time per
-image of preprocessing and prediction on one torch thread.
+fixed by a seed per set. Reported: digit and sum accuracy, per-digit accuracy, the time per
+image of preprocessing and prediction on one torch thread, and the time ``load_digit`` takes to
+decode and preprocess a page-sized drawing: the frame-filling digits as 280x280 PNG files, as the
+drawing page sends them.
 
     python benchmarks/real_handwriting.py [--quick] [--checkpoint RUN] [--data-dir DIR]
 """
 
 from __future__ import annotations
 
+import io
+import statistics
 import sys
 import time
 
@@ -27,12 +31,14 @@ import handwriting
 from digitsum.data import load_mnist
 from digitsum.mixture import fixed_numbers
 from digitsum.predict import load_model
+from digitsum.preprocess import load_digit
 from digitsum.runtime import threads as torch_threads
 
 NUMBER_SEED = 4_000_037
 FRAME_FILLING = 2000  # MNIST test digits redrawn frame-filling
 QUICK = 200  # images per set in a smoke run
 MARGIN = 0.15
+PAGE_DRAWINGS, ROUNDS = 500, 5  # PNG drawings timed through load_digit, rounds (the median is reported)
 
 
 def tight_canvas(digit: np.ndarray, side: int = 280, margin: float = 0.0) -> np.ndarray:
@@ -75,13 +81,39 @@ def score(predictor, images: list, labels: np.ndarray) -> dict:
             "ms": ms, "n": len(images)}
 
 
+def png(image: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(image).save(out, "PNG")
+    return out.getvalue()
+
+
+def page_drawing_ms(canvases: list) -> list[float]:
+    """ms per drawing of ``load_digit`` (decode and preprocess) on 280x280 PNG files, one figure per round
+    after a warm-up pass."""
+    files = [png(c) for c in canvases]
+    for data in files[:50]:
+        load_digit(data)
+    rounds = []
+    for _ in range(ROUNDS):
+        start = time.perf_counter()
+        for data in files:
+            load_digit(data)
+        rounds.append(1000 * (time.perf_counter() - start) / len(files))
+    return rounds
+
+
 def measure(checkpoint: str | None, data_dir: str | None, limit: int | None) -> dict:
     predictor = load_model(checkpoint)
-    return {name: {"tight": score(predictor, tight, labels), "margin": score(predictor, margin, labels)}
-            for name, (tight, margin, labels) in sets(data_dir, limit).items()}
+    data = sets(data_dir, limit)
+    results = {name: {"tight": score(predictor, tight, labels), "margin": score(predictor, margin, labels)}
+               for name, (tight, margin, labels) in data.items()}
+    test = load_mnist(data_dir, splits=("test",))["test"].images[:PAGE_DRAWINGS].numpy()
+    pages = [np.asarray(Image.fromarray(255 - d).resize((280, 280), Image.Resampling.BILINEAR)) for d in test]
+    return {"sets": results, "page_ms": page_drawing_ms(pages), "page_n": len(pages)}
 
 
-def render(results: dict, command: str) -> str:
+def render(measured: dict, command: str) -> str:
+    results, page = measured["sets"], measured["page_ms"]
     lines = ["## Real handwriting and frame-filling digits", "",
              f"Measured by `{command}` (bundled model unless `--checkpoint` says otherwise; 1 torch thread): each "
              f"set read as shipped (\"tight\": the ink touches the border) and with a {MARGIN:.0%} margin, through "
@@ -99,6 +131,11 @@ def render(results: dict, command: str) -> str:
     for name, r in results.items():
         per = r["tight"]["per_digit"]
         lines.append(f"| {name} | " + " | ".join(f"{100 * per[d]:.1f}" if d in per else "" for d in range(10)) + " |")
+    lines += ["", f"Page-sized drawings: `load_digit` decodes and preprocesses a 280x280 PNG drawing (the first "
+              f"{measured['page_n']} MNIST test digits scaled up 10x, dark on white, as the drawing page sends "
+              "them) in "
+              f"**{statistics.median(page):.2f} ms** ({min(page):.2f}-{max(page):.2f}, the median of {len(page)} "
+              "rounds; target: at most 1.5 ms)."]
     return "\n".join(lines) + "\n"
 
 

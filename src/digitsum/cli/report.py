@@ -10,7 +10,8 @@ BUNDLED = "(bundled)"  # --checkpoint given without a path
 def add(sub) -> None:
     p = sub.add_parser("report", help="write figures and a report.html page for a run or a checkpoint",
                        description="Learning curves, digit and sum confusion matrices, all-pairs sum accuracy per "
-                       "(digit, number), test samples and the most confident mistakes, as PNG files and a "
+                       "(digit, number), a reliability diagram of both heads' probabilities (without and with the "
+                       "checkpoint's calibration), test samples and the most confident mistakes, as PNG files and a "
                        "report.html page. A run still training gets its curves only.")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="run directory written by digitsum train")

@@ -113,20 +113,25 @@ def draw_pair_accuracy(accuracy: np.ndarray) -> bytes:
 
 
 def draw_reliability(reliability: dict) -> bytes:
-    """For each head, accuracy against confidence per bin, without and with calibration, and the diagonal."""
-    fig = new_figure(12, 5.2)
-    for ax, head in zip(fig.subplots(1, 2), ("digit", "sum"), strict=True):
-        table = reliability[head]
+    """For each head, accuracy against confidence per bin, without and with calibration, and the diagonal;
+    below, how many test items each bin holds (few items: a noisy point)."""
+    fig = new_figure(12, 7.5)
+    axes = fig.subplots(2, 2, height_ratios=(3, 1.3), sharex="col")
+    styles = (("raw", dict(marker="o", color="tab:orange")), ("calibrated", dict(marker="s", color="tab:blue")))
+    for column, head in enumerate(("digit", "sum")):
+        table, ax, counts = reliability[head], axes[0, column], axes[1, column]
         ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfectly calibrated")
-        for kind, style in (("raw", dict(marker="o", color="tab:orange")), ("calibrated", dict(marker="s",
-                                                                                                color="tab:blue"))):
+        for kind, style in styles:
             points = table[kind]
             ax.plot([p[0] for p in points], [p[1] for p in points], **style,
                     label=f"{kind} (ECE {100 * table['ece'][kind]:.2f}%)")
-        low = min(p[0] for kind in ("raw", "calibrated") for p in table[kind])
-        ax.set(xlim=(max(0.0, low - 0.05), 1.0), ylim=(max(0.0, low - 0.05), 1.0), xlabel="confidence (bin mean)",
-               ylabel="accuracy in the bin", title=f"{head.capitalize()} head")
-        ax.grid(alpha=0.3)
+            counts.plot([p[0] for p in points], [p[2] for p in points], **style, label=kind)
+        low = min(p[0] for kind, _ in styles for p in table[kind])
+        ax.set(xlim=(max(0.0, low - 0.05), 1.0), ylim=(max(0.0, low - 0.05), 1.0), ylabel="accuracy in the bin",
+               title=f"{head.capitalize()} head")
+        counts.set(yscale="log", xlabel="confidence (bin mean)", ylabel="test items in the bin")
+        for a in (ax, counts):
+            a.grid(alpha=0.3)
         ax.legend(loc="upper left")
     fig.suptitle("Reliability on the test set: how often a prediction of a given confidence is right", fontsize=13)
     return to_png(fig)
