@@ -31,7 +31,7 @@ import handwriting
 from digitsum.calibration import KEEP, expected_calibration_error, fit_shared_temperature
 from digitsum.data import load_mnist
 from digitsum.mixture import fixed_numbers
-from digitsum.negatives import scribble, strokes
+from digitsum.negatives import CANVAS, scribble
 from digitsum.predict import load_model
 from digitsum.runtime import threads as torch_threads
 
@@ -65,8 +65,31 @@ def glyphs() -> tuple[list[bytes], list[bytes]]:
     return plain, digit_like
 
 
+def strokes(rng: np.random.Generator) -> Image.Image:
+    """Two to four pen strokes: straight segments with sharp turns, arcs, and now and then a dot (as the
+    characters of other alphabets are made; a kind of non-digit training never draws), light on black."""
+    image = Image.new("L", (CANVAS, CANVAS), 0)
+    draw = ImageDraw.Draw(image)
+    width = int(rng.integers(4, 10))
+    for _ in range(int(rng.integers(2, 5))):
+        kind = rng.random()
+        if kind < 0.5:  # a polyline with sharp turns
+            points = [tuple(p) for p in rng.uniform(10, CANVAS - 10, size=(int(rng.integers(2, 5)), 2))]
+            draw.line(points, fill=255, width=width, joint="curve")
+        elif kind < 0.9:  # an arc of a circle
+            cx, cy, r = *rng.uniform(25, CANVAS - 25, 2), float(rng.uniform(10, 30))
+            start = float(rng.uniform(0, 360))
+            draw.arc((cx - r, cy - r, cx + r, cy + r), start, start + float(rng.uniform(90, 300)), fill=255,
+                     width=width)
+        else:  # a dot
+            cx, cy = rng.uniform(10, CANVAS - 10, 2)
+            draw.ellipse((cx - width, cy - width, cx + width, cy + width), fill=255)
+    return image
+
+
 def generated(kind, n: int) -> list[bytes]:
-    """``n`` drawings of a negatives.py generator, dark on a 280-pixel canvas, from the held-out seed."""
+    """``n`` drawings of a generator (negatives.py's ``scribble``, or ``strokes``), dark on a 280-pixel canvas,
+    from the held-out seed."""
     rng = np.random.default_rng(HELD_OUT_SEED)
     return [png(Image.fromarray(255 - np.asarray(kind(rng).resize((280, 280))))) for _ in range(n)]
 

@@ -4,11 +4,9 @@ Each kind is a way of not being a digit that people draw:
 
 * letters and symbols from Pillow's own scalable font (no system font is needed), thickened,
   rotated and sheared at random; those shaped like digits (O, I, l, S, Z, ...) are left out;
-* scribbles (one to three smooth random strokes) and pen strokes (straight segments with sharp
-  turns, arcs and dots, as the characters of other alphabets are made);
-* MNIST training digits made into non-digits, in the writers' own strokes: two side by side, two
-  drawn over each other, a piece of one, one mirrored (2 3 4 5 6 7 9: a mirrored 0, 1 or 8 is still
-  a digit) or turned a quarter (1-7 and 9).
+* scribbles (one to three smooth random strokes);
+* MNIST training digits made into non-digits, in the writers' own strokes: two side by side, one
+  mirrored (2 3 4 5 6 7 9: a mirrored 0, 1 or 8 is still a digit) or turned a quarter (1-7 and 9).
 
 Every example goes through the same preprocessing as a user's image (``preprocess.to_mnist``), so
 the network sees a non-digit exactly as it would see one drawn on the page. Everything is drawn
@@ -82,27 +80,6 @@ def scribble(rng: np.random.Generator) -> Image.Image:
     return image
 
 
-def strokes(rng: np.random.Generator) -> Image.Image:
-    """Two to four pen strokes: straight segments with sharp turns, arcs, and now and then a dot."""
-    image = Image.new("L", (CANVAS, CANVAS), 0)
-    draw = ImageDraw.Draw(image)
-    width = int(rng.integers(4, 10))
-    for _ in range(int(rng.integers(2, 5))):
-        kind = rng.random()
-        if kind < 0.5:  # a polyline with sharp turns
-            points = [tuple(p) for p in rng.uniform(10, CANVAS - 10, size=(int(rng.integers(2, 5)), 2))]
-            draw.line(points, fill=255, width=width, joint="curve")
-        elif kind < 0.9:  # an arc of a circle
-            cx, cy, r = *rng.uniform(25, CANVAS - 25, 2), float(rng.uniform(10, 30))
-            start = float(rng.uniform(0, 360))
-            draw.arc((cx - r, cy - r, cx + r, cy + r), start, start + float(rng.uniform(90, 300)), fill=255,
-                     width=width)
-        else:  # a dot
-            cx, cy = rng.uniform(10, CANVAS - 10, 2)
-            draw.ellipse((cx - width, cy - width, cx + width, cy + width), fill=255)
-    return image
-
-
 def pair(digits: np.ndarray, rng: np.random.Generator) -> Image.Image:
     """Two MNIST digits (N, 28, 28) uint8 side by side, at random heights: "17", not a digit."""
     a, b = digits[rng.integers(0, len(digits), 2)]
@@ -111,30 +88,6 @@ def pair(digits: np.ndarray, rng: np.random.Generator) -> Image.Image:
     image[offsets[0] : offsets[0] + 28, :28] = a
     image[offsets[1] : offsets[1] + 28, 28:] = np.maximum(image[offsets[1] : offsets[1] + 28, 28:], b)
     return Image.fromarray(image)
-
-
-def overlay(digits: np.ndarray, rng: np.random.Generator) -> Image.Image:
-    """Two different MNIST digits drawn over each other, one slightly shifted."""
-    labels, images = digits
-    a = int(rng.integers(len(images)))
-    others = np.flatnonzero(labels != labels[a])
-    b = int(others[rng.integers(len(others))])
-    dy, dx = rng.integers(-4, 5, 2)
-    shifted = np.roll(images[b], (int(dy), int(dx)), axis=(0, 1))
-    return Image.fromarray(np.maximum(images[a], shifted)).resize((56, 56), Image.Resampling.BILINEAR)
-
-
-def piece(digits: np.ndarray, rng: np.random.Generator) -> Image.Image:
-    """A piece of an MNIST digit: a random window holding 30-60% of its ink."""
-    images = digits[1]
-    while True:
-        x = images[rng.integers(len(images))]
-        h, w = (int(v) for v in rng.integers(10, 20, 2))
-        top, left = (int(v) for v in rng.integers(0, 28 - np.array([h, w]) + 1))
-        window = np.zeros_like(x)
-        window[top : top + h, left : left + w] = x[top : top + h, left : left + w]
-        if 0.3 <= window.sum() / max(int(x.sum()), 1) <= 0.6:
-            return Image.fromarray(window).resize((56, 56), Image.Resampling.BILINEAR)
 
 
 def mirrored(digits: np.ndarray, rng: np.random.Generator) -> Image.Image:
@@ -160,11 +113,9 @@ def draw_one(kind: str, digits: tuple[np.ndarray, np.ndarray], rng: np.random.Ge
         return glyph(SYMBOLS[rng.integers(len(SYMBOLS))], rng)
     if kind == "scribble":
         return scribble(rng)
-    if kind == "strokes":
-        return strokes(rng)
     if kind == "pair":
         return pair(digits[1], rng)
-    return {"overlay": overlay, "piece": piece, "mirrored": mirrored, "turned": turned}[kind](digits, rng)
+    return {"mirrored": mirrored, "turned": turned}[kind](digits, rng)
 
 
 def make_negatives(count: int, images: torch.Tensor, labels: torch.Tensor, seed: int) -> torch.Tensor:
