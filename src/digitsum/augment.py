@@ -1,9 +1,10 @@
 """What training does to its images, a whole batch at a time: random shifts, and stretching digits
 toward filling their box.
 
-USPS and optdigits (other people's handwriting) stretch every digit to fill its box, so a thin
-"1" becomes wide; MNIST never does. Stretching a share of MNIST's training digits toward their
-box teaches the network those shapes too (benchmarks/RESULTS.md, "Real handwriting").
+Many digit scans other than MNIST stretch every digit to fill its box, so a thin "1" becomes
+wide; MNIST keeps each digit's proportions. Stretching a share of MNIST's training digits toward
+their box teaches the network those shapes too (benchmarks/RESULTS.md, "The default's accuracy
+choices", measures the choice on handwriting that is never trained on).
 """
 
 from __future__ import annotations

@@ -82,7 +82,7 @@ class TrainConfig:
     max_shift: int = 2
     """Random translation of training images, in pixels (0 disables it)."""
     stretch: float = 0.35
-    """Share of training digits stretched toward filling their box, as USPS and optdigits digits are."""
+    """Share of training digits stretched toward filling their box, as many scanned digits are (augment.py)."""
     negatives: float = 0.125
     """Synthetic non-digits (negatives.py) added to each batch, as a share of its digits, for the verdict head."""
     seed: int = 0

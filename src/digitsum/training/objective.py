@@ -42,8 +42,9 @@ def digitsum_loss(digit_logits: torch.Tensor, sum_logits: torch.Tensor, digits: 
     The agreement term is KL(implied || sum head): the KL divergence from the sum distribution
     the digit head implies (``implied_sums``) to the sum head's. Its gradient flows into both
     heads: it pulls the sum head toward digit head + number, and the digit head toward what the
-    sum head reads. ``detach_target`` stops the second pull, for comparison: it measured worse
-    (benchmarks/choices.py). The term shapes training only; the sum is still the sum head's own output.
+    sum head reads. ``detach_target`` stops the second pull, for comparison: it read MNIST worse
+    over three seeds, and other handwriting no differently (benchmarks/choices.py). The term shapes
+    training only; the sum is still the sum head's own output.
 
     ``real`` (B,) marks the digits of a batch that also holds synthetic non-digits (mixture.py):
     the digit, sum and agreement terms read the digits only, the verdict all of them (1 for a
