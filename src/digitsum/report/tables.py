@@ -82,12 +82,13 @@ def confident_mistakes(out: Outputs, mixture: NumberMixture, k: int) -> torch.Te
     return order[confidence[order] > 0]
 
 
-def reliability_tables(out_raw: Outputs, out: Outputs, mixture: NumberMixture) -> dict:
-    """Each head's reliability diagram points and expected calibration error, without and with calibration."""
+def reliability_tables(out: Outputs, mixture: NumberMixture) -> dict:
+    """Each head's reliability diagram points and expected calibration error, without calibration (the
+    softmax of ``out``'s logits) and with it (``out``'s probabilities)."""
     truth = {"digit": mixture.labels, "sum": mixture.labels + mixture.numbers}
     tables = {}
     for head in ("digit", "sum"):
-        raw, calibrated = getattr(out_raw, f"{head}_probs"), getattr(out, f"{head}_probs")
+        raw, calibrated = getattr(out, f"{head}_logits").softmax(1), getattr(out, f"{head}_probs")
         tables[head] = {"raw": reliability(raw, truth[head]), "calibrated": reliability(calibrated, truth[head]),
                         "ece": {"raw": expected_calibration_error(raw, truth[head]),
                                 "calibrated": expected_calibration_error(calibrated, truth[head])}}
@@ -100,7 +101,6 @@ def model_tables(model: DigitSumNet, test, calibration: Calibration | None = Non
     reliability of the probabilities (calibrated with ``calibration``, and without)."""
     mixture = fixed_test_mixture(test)
     out = infer(model, mixture, calibration=calibration)
-    out_raw = infer(model, mixture)
 
     def sample(i: int) -> Sample:
         return Sample(mixture.images[i], int(mixture.numbers[i]), int(mixture.labels[i]),
@@ -112,5 +112,5 @@ def model_tables(model: DigitSumNet, test, calibration: Calibration | None = Non
         pair_accuracy=pair_accuracy(model, test),
         samples=[sample(i) for i in range(min(samples, len(mixture)))],
         mistakes=[sample(int(i)) for i in confident_mistakes(out, mixture, mistakes)],
-        reliability=reliability_tables(out_raw, out, mixture),
+        reliability=reliability_tables(out, mixture),
     )
