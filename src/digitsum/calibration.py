@@ -71,29 +71,21 @@ def fit_shared_temperature(heads: list[tuple[torch.Tensor, torch.Tensor]], low: 
     return math.exp((a + b) / 2)
 
 
-def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, bins: int = BINS) -> float:
-    """ECE of probabilities (N, K) for true classes (N,): the confidence of each prediction (its largest
-    probability) against whether it was right, over ``bins`` equal-width bins of confidence, weighted by
-    how many predictions fall in each."""
-    confidence, predicted = probs.max(1)
-    right = (predicted == labels).double()
-    which = torch.clamp((confidence * bins).long(), max=bins - 1)  # bin (i/bins, (i+1)/bins]
-    total = 0.0
-    for b in range(bins):
-        inside = which == b
-        if inside.any():
-            total += inside.double().mean().item() * abs(confidence[inside].double().mean().item()
-                                                         - right[inside].mean().item())
-    return total
-
-
 def reliability(probs: torch.Tensor, labels: torch.Tensor, bins: int = BINS) -> list[tuple[float, float, int]]:
-    """(mean confidence, accuracy, count) of each non-empty confidence bin: a reliability diagram's points."""
+    """(mean confidence, accuracy, count) of each non-empty confidence bin: a reliability diagram's points.
+    A prediction's confidence is its largest probability; bin i holds confidences in (i/bins, (i+1)/bins]."""
     confidence, predicted = probs.max(1)
     right = (predicted == labels).double()
     which = torch.clamp((confidence * bins).long(), max=bins - 1)
     return [(confidence[which == b].double().mean().item(), right[which == b].mean().item(), int((which == b).sum()))
             for b in range(bins) if (which == b).any()]
+
+
+def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, bins: int = BINS) -> float:
+    """ECE of probabilities (N, K) for true classes (N,): over ``bins`` equal-width bins of confidence, how
+    far each bin's mean confidence is from its accuracy, weighted by how many predictions fall in it."""
+    points = reliability(probs, labels, bins)
+    return sum(count * abs(confidence - accuracy) for confidence, accuracy, count in points) / len(labels)
 
 
 def fit(digit_logits: torch.Tensor, sum_logits: torch.Tensor, digits: torch.Tensor, sums: torch.Tensor,
