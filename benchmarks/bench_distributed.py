@@ -26,6 +26,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from summary import spread
+
 EPOCHS, TRIALS = 1, 3
 QUICK = {"limit": 2000, "epochs": 1, "val_size": 1000, "trials": 1}  # a smoke run, not a measurement
 
@@ -76,11 +78,6 @@ def measure(cores: int, data_dir: str | None, extra: list[str], trials: int) -> 
                 out = Path(tmp) / f"p{processes}-t{threads}-{trial}"
                 trials_so_far.append(run_trial(train_command(processes, threads, out, data_dir, extra), out))
     return results
-
-
-def spread(values: list[float], fmt: str = "{:.1f}") -> str:
-    """The median of rounds with their min-max."""
-    return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}-{fmt.format(max(values))})"
 
 
 def row(label: str, trials: list[Trial]) -> str:

@@ -41,6 +41,7 @@ from digitsum.export import export_onnx
 from digitsum.mixture import normalize
 from digitsum.onnx_runtime import OnnxBackend
 from digitsum.predict import TorchBackend
+from summary import spread
 
 FULL = {"rounds": 5, "calls": 400, "batches": 4, "warmup": 20}  # per round: 2,000 batch-1 calls, 20 batches
 QUICK = {"rounds": 1, "calls": 50, "batches": 2, "warmup": 5}  # a smoke run, not a measurement
@@ -119,11 +120,6 @@ def measure(backends: dict, images: np.ndarray, numbers: np.ndarray, size: dict)
         out[name] = {"p50": statistics.median(p50), "p99": statistics.median(p99), "images_s": statistics.median(rate),
                      "images_cpu_s": statistics.median(cpu_rate), "p50_rounds": p50, "images_s_rounds": rate}
     return out
-
-
-def spread(values: list[float], fmt: str) -> str:
-    """The median of rounds with their min-max."""
-    return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}-{fmt.format(max(values))})"
 
 
 # (what changed, before, after): the comparisons the table is read for

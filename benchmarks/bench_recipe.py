@@ -30,7 +30,7 @@ from torch import nn
 
 import machine
 from bench_profile import digitsum_step_loss
-from bench_time_to_accuracy import Point, pct, score, spread, time_to
+from bench_time_to_accuracy import Point, score, time_to
 from digitsum.config import RECIPES, ModelConfig, TrainConfig, recipe
 from digitsum.data import load_mnist
 from digitsum.evaluate import fixed_test_mixture
@@ -39,6 +39,7 @@ from digitsum.model import build_model
 from digitsum.training.epoch import train_epoch
 from digitsum.training.objective import make_optimizer
 from notebook import mixture_batches, run_epoch
+from summary import mean_range, pct, spread
 
 ROUNDS, STEPS, WARMUP_STEPS = 5, 40, 10
 POINTS = 10  # scored after every tenth of the epoch
@@ -204,12 +205,6 @@ def render(times: dict[str, list[float]], early: dict[str, list[list[Point]]], f
         lines.append(f"| {name} | {mean_range([r['digit_accuracy'] for r in runs])} | "
                      f"{mean_range([r['sum_accuracy'] for r in runs])} | {seconds} |")
     return "\n".join(lines) + "\n"
-
-
-def mean_range(values: list[float]) -> str:
-    if len(values) == 1:
-        return pct(values[0])
-    return f"{pct(statistics.mean(values))} ({pct(min(values))}-{pct(max(values))})"
 
 
 def run(quick: bool = False, data_dir: str | None = None, threads: int = 0) -> str:

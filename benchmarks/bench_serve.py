@@ -34,6 +34,7 @@ import numpy as np
 from PIL import Image
 
 from digitsum.data import load_mnist
+from summary import spread
 
 WARMUP = 50
 IMAGES = 200  # distinct test digits cycled through
@@ -216,11 +217,6 @@ async def slow_clients(host: str, port: int, bodies, clients: int, seconds: floa
             "requests": requests, "errors": len(normal["errors"])}
 
 
-def spread(values: list[float], digits: int = 1) -> str:
-    """The median of rounds with their min-max."""
-    return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
-
-
 def run(quick: bool = False, requests: int = 2000, concurrency: int = 16, checkpoint: str | None = None,
         data_dir: str | None = None, rounds: int = ROUNDS) -> str:
     """Run the load tests against fresh servers and return the Markdown section."""
@@ -283,8 +279,8 @@ def render(rows, long_run: dict, slow: dict, requests: int, concurrency: int, ro
         shown = f"{errors}" + (f" ({', '.join(kinds)})" if kinds else "")
         accuracy = statistics.mean(m["accuracy"] for m in measured)
         lines.append(f"| {name} | {png_size} | {spread([m['p50'] for m in measured])} | "
-                     f"{spread([m['p99'] for m in measured])} | {spread([m['rps'] for m in measured], 0)} | "
-                     f"{spread([m['cpu_ms'] for m in measured], 2)} | {shown} | {100 * accuracy:.1f}% |")
+                     f"{spread([m['p99'] for m in measured])} | {spread([m['rps'] for m in measured], '{:.0f}')} | "
+                     f"{spread([m['cpu_ms'] for m in measured], '{:.2f}')} | {shown} | {100 * accuracy:.1f}% |")
     growth = long_run["rss_after"] - long_run["rss_before"]
     ends = ", ".join(f"{count} {end}" for end, count in slow["ends"].items())
     lines += [

@@ -28,6 +28,7 @@ from digitsum.evaluate import accuracy, fixed_test_mixture, infer
 from digitsum.mixture import split_train_val
 from digitsum.training import train
 from notebook import EPOCHS, notebook_loader, run_epoch, seed_model_and_optimizer
+from summary import mean_range, pct, spread
 
 SEEDS = 3
 POINTS = 4  # scored after every quarter of an epoch
@@ -119,17 +120,6 @@ def measure(data_dir: str | None = None, threads: int = 0, quick: dict | None = 
     return {"runs": results, "setup": setup}
 
 
-def pct(x: float) -> str:
-    return f"{100 * x:.2f}%"
-
-
-def spread(values: list[float], fmt: str = "{:.1f}") -> str:
-    """The median with its min-max (or the single value)."""
-    if len(values) == 1:
-        return fmt.format(values[0])
-    return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}-{fmt.format(max(values))})"
-
-
 def times_to(runs: list[list[Point]], target: float) -> tuple[list[float], int]:
     """(seconds to ``target`` of the seeds that reached it, how many did not)."""
     reached = [time_to(points, target) for points in runs]
@@ -167,11 +157,6 @@ def render(result: dict, command: str) -> str:
 
     def row(title: str, cell) -> str:
         return f"| {title} | " + " | ".join(cell(runs[name]) for name in RECIPES) + " |"
-
-    def mean_range(values: list[float]) -> str:
-        if len(values) == 1:
-            return pct(values[0])
-        return f"{pct(statistics.mean(values))} ({pct(min(values))}-{pct(max(values))})"
 
     lines += [
         row("epochs", lambda r: f"{r[0][-1].epoch:g}"),
