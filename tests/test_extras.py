@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 
 import pytest
+from PIL import Image
 
 from helpers import assert_one_line_error, run_cli
 
@@ -24,15 +25,11 @@ CASES = [  # (command line, the module hidden, the extra named)
 
 
 @pytest.mark.parametrize(("argv", "hidden", "extra"), CASES, ids=[f"{c[0][0]}-{c[1]}" for c in CASES])
-def test_a_missing_extra_is_one_line_naming_it(capsys, monkeypatch, tmp_path, argv, hidden, extra, mnist_dir):
+def test_a_missing_extra_is_one_line_naming_it(capsys, monkeypatch, tmp_path, argv, hidden, extra, mnist, mnist_dir):
     monkeypatch.setitem(sys.modules, hidden, None)  # what a missing package looks like to import
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # no cached ONNX export to fall back on
     image = tmp_path / "digit.png"
-    from PIL import Image
-
-    from digitsum.data import load_mnist
-
-    Image.fromarray(load_mnist(mnist_dir, splits=("test",))["test"].images[0].numpy()).save(image)
+    Image.fromarray(mnist["test"].images[0].numpy()).save(image)
     argv = [a.format(tmp=tmp_path, image=image, data=mnist_dir) for a in argv]
     code, _, err = run_cli(capsys, *argv)
     assert code == 1
