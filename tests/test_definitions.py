@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 import pytest
 import torch
 
 from digitsum.config import TrainConfig
 from digitsum.evaluate import all_pairs_accuracy, metrics
+from digitsum.labelled import rank_confusions
 from digitsum.training.objective import digitsum_loss, implied_sums
 
 NEVER = -1e4  # a logit whose probability is 0 in float32, without the NaNs of -inf
@@ -55,10 +57,31 @@ def test_the_agreement_term_is_zero_when_the_heads_agree_and_pulls_both_heads_wh
     assert digitsum_loss(digit_logits, agreeing, *args).item() == pytest.approx(
         digitsum_loss(digit_logits, agreeing, *args[:3], ce_only).item(), abs=1e-6)
 
-    d = torch.zeros(1, 10, requires_grad=True)
+    # Where the heads disagree the term pulls both. (At all-zero logits the digit head's pull is zero in
+    # exact arithmetic, so a test there would pass or fail on rounding.) Digit head 0.6 / 0.4 on 2 and 5,
+    # a uniform sum head q = 1/19: the term is sum p ln(p / q), whose gradient in the digit logit of
+    # class i is p_i (ln p_i - sum_j p_j ln p_j), and in the sum logits q - implied.
+    d = torch.full((1, 10), -30.0)  # other digits at e^-30: finite, so the KL's gradient is too
+    d[0, 2], d[0, 5] = math.log(0.6), math.log(0.4)
+    d.requires_grad_()
     s = torch.zeros(1, 19, requires_grad=True)
     (digitsum_loss(d, s, *args) - digitsum_loss(d, s, *args[:3], ce_only)).backward()  # the agreement term alone
-    assert s.grad.abs().sum() > 0 and d.grad.abs().sum() > 0  # its target is not detached: both heads move
+    entropy_term = 0.6 * math.log(0.6) + 0.4 * math.log(0.4)
+    expected_d = torch.zeros(1, 10)
+    expected_d[0, 2], expected_d[0, 5] = 0.6 * (math.log(0.6) - entropy_term), 0.4 * (math.log(0.4) - entropy_term)
+    torch.testing.assert_close(d.grad, expected_d, atol=1e-5, rtol=1e-4)  # +-0.097: its target is not detached
+    expected_s = torch.full((1, 19), 1 / 19)
+    expected_s[0, 6] -= 0.6
+    expected_s[0, 9] -= 0.4
+    torch.testing.assert_close(s.grad, expected_s, atol=1e-5, rtol=1e-4)
+
+
+def test_confusions_rank_by_count_then_by_digit_and_digit_read_whatever_order_rows_came_in():
+    rows = [(9, 7), (4, 1), (3, 5), (4, 1), (9, 7), (0, 6), (2, 8)]  # 4->1 and 9->7 twice, three ones
+    for order in (rows, rows[::-1]):
+        assert rank_confusions(Counter(order), k=4) == [
+            {"digit": 4, "read_as": 1, "count": 2}, {"digit": 9, "read_as": 7, "count": 2},
+            {"digit": 0, "read_as": 6, "count": 1}, {"digit": 2, "read_as": 8, "count": 1}]
 
 
 def test_metrics_count_digits_sums_consistency_and_each_digit():

@@ -182,3 +182,13 @@ def test_train_report_writes_a_full_report_at_the_end(capsys, mnist_dir, tmp_pat
     assert_readable_pngs(run / "report", FIGURE_FILES)
     page = (run / "report" / "report.html").read_text()
     assert all(f'src="{name}"' in page for name in FIGURE_FILES)
+
+
+def test_equally_confident_mistakes_come_in_the_order_of_the_test_items():
+    n = 40  # more items than a sort needs to change their order if it were not stable
+    mixture = NumberMixture(torch.zeros(n, 28, 28, dtype=torch.uint8), torch.ones(n, dtype=torch.long),
+                            torch.zeros(n, dtype=torch.long))
+    digit = torch.tensor([[0.8, 0.2]] * n)  # every item read as 0 at 80%
+    total = torch.tensor([[0.1, 0.9]] * n)  # every sum right
+    out = Outputs(torch.nn.functional.pad(digit, (0, 8)), torch.nn.functional.pad(total, (0, 17)))
+    assert confident_mistakes(out, mixture, n).tolist() == list(range(n))

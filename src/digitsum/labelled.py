@@ -22,6 +22,14 @@ from .predict import Predictor
 CONFUSIONS = 5  # the most frequent confusions reported
 
 
+def rank_confusions(pairs: Counter, k: int = CONFUSIONS) -> list[dict]:
+    """The ``k`` most frequent (true digit, read as) pairs: by count, most first; a tie goes to the
+    smaller true digit, then to the smaller digit read. (Counter.most_common breaks ties by the
+    order rows were met, which depends on which rows a model happens to misread.)"""
+    ranked = sorted(pairs.items(), key=lambda item: (-item[1], item[0]))
+    return [{"digit": d, "read_as": p, "count": c} for (d, p), c in ranked[:k]]
+
+
 @dataclass
 class ManifestReport:
     """What ``evaluate_manifest`` found."""
@@ -55,7 +63,7 @@ def evaluate_manifest(predictor: Predictor, rows: list[Row],
                                          for k in ("true_digit", "digit", "sum", "number"))
     card = metrics(digits, sums, truth, numbers_read) if read else {"n": 0}
     pairs = Counter((r["true_digit"], r["digit"]) for r in read if r["digit"] != r["true_digit"])
-    card["confusions"] = [{"digit": d, "read_as": p, "count": c} for (d, p), c in pairs.most_common(CONFUSIONS)]
+    card["confusions"] = rank_confusions(pairs)
     card["is_digit_rate"] = sum(r["is_digit"] for r in read) / len(read) if read else float("nan")
     card["failed"] = len(failed)
     return ManifestReport(card, misread, failed)

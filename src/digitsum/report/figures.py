@@ -92,7 +92,8 @@ def draw_confusion(counts: np.ndarray, title: str, what: str) -> bytes:
 
 
 def draw_pair_accuracy(accuracy: np.ndarray) -> bytes:
-    """Sum accuracy (10, 10) per (true digit, number), the weakest cell outlined."""
+    """Sum accuracy (10, 10) per (true digit, number), the weakest cell outlined (of equal cells, the one
+    with the smaller digit, then the smaller number)."""
     from matplotlib.patches import Rectangle
 
     percent = 100 * accuracy

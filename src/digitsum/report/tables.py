@@ -72,13 +72,14 @@ def pair_accuracy(model: DigitSumNet, test) -> torch.Tensor:
 
 
 def confident_mistakes(out: Outputs, mixture: NumberMixture, k: int) -> torch.Tensor:
-    """Indices of up to ``k`` items with a wrong digit or sum, most confidently wrong first."""
+    """Indices of up to ``k`` items with a wrong digit or sum, most confidently wrong first (equal
+    confidences: the earlier test item first)."""
     digit_wrong = out.digits != mixture.labels  # (N,)
     sum_wrong = out.sums != mixture.labels + mixture.numbers  # (N,)
     zero = torch.zeros(())
     confidence = torch.maximum(torch.where(digit_wrong, out.digit_probs.max(1).values, zero),
                                torch.where(sum_wrong, out.sum_probs.max(1).values, zero))  # (N,)
-    order = confidence.argsort(descending=True)[:k]
+    order = confidence.sort(descending=True, stable=True).indices[:k]
     return order[confidence[order] > 0]
 
 
