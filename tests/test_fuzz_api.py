@@ -6,7 +6,13 @@ generated images are rightly refused with a documented 400."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 import schemathesis
+from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import (
@@ -18,6 +24,7 @@ from schemathesis.checks import (
 
 from digitsum.predict import load_model
 from digitsum.serve import create_app
+from helpers import serving
 
 CASES = 300  # per route and mode: GET routes without inputs have one case; POST /api/predict gets 600
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
@@ -50,3 +57,27 @@ def test_every_generated_request_gets_a_documented_answer_never_a_5xx(small_run)
     assert set(seen) == {"GET /healthz", "GET /api/info", "POST /api/predict"}
     assert sum(len(s) for s in seen.values()) >= 500
     assert {400, 422} <= set(seen["POST /api/predict"])  # generated bodies are mostly not images; bad numbers
+
+
+@pytest.mark.parametrize(("method", "path", "allowed"), [
+    ("TRACE", "/healthz", "GET"), ("TRACE", "/api/info", "GET"), ("TRACE", "/api/predict", "POST"),
+    ("DELETE", "/api/predict", "POST"), ("PUT", "/", "GET"), ("POST", "/healthz", "GET")])
+def test_a_method_a_route_does_not_take_is_a_405_that_lists_the_allowed_ones(small_run, method, path, allowed):
+    with TestClient(create_app(load_model(small_run))) as client:  # RFC 9110 15.5.6: a 405 MUST send Allow
+        response = client.request(method, path)
+    assert response.status_code == 405
+    assert response.headers["allow"] == allowed
+    assert response.json() == {"error": f"{method} is not allowed on {path}; use {allowed}"}
+
+
+def test_schemathesis_cli_with_all_checks_but_positive_data_acceptance_finds_nothing(small_run, tmp_path):
+    """What a user runs against a live server: every check, unsupported HTTP methods included (its coverage
+    phase sends TRACE and the like to every route). Only "schema-valid data is accepted" is left out, for
+    the reason in this module's docstring."""
+    with serving(small_run, tmp_path / "serve.log") as url:
+        result = subprocess.run([str(Path(sys.executable).with_name("st")), "run", url + "openapi.json",
+                                 "--checks", "all", "--exclude-checks", "positive_data_acceptance",
+                                 "--max-examples", "50", "--seed", "1", "--no-color"],
+                                check=False, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "Coverage" in result.stdout and " failed" not in result.stdout.split("SUMMARY")[-1], result.stdout[-3000:]

@@ -107,8 +107,11 @@ def create_app(predictor: Predictor, max_body_bytes: int = MAX_BODY_BYTES, max_b
     app.add_middleware(RequestLimits, max_bytes=max_body_bytes, body_seconds=body_seconds)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request, exc):
-        return error_response(exc.status_code, str(exc.detail))
+    async def http_error(request, exc):  # keeps the exception's headers: a 405 lists the allowed methods (Allow)
+        message = str(exc.detail)
+        if exc.status_code == 405 and exc.headers and "Allow" in exc.headers:
+            message = f"{request.method} is not allowed on {request.url.path}; use {exc.headers['Allow']}"
+        return error_response(exc.status_code, message, headers=exc.headers)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index():

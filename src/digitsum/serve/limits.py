@@ -28,11 +28,13 @@ class BodyTimeout(Exception):
     """A request body did not arrive in time."""
 
 
-def error_response(status: int, message: str, close: bool = False):
-    """A JSON ``{"error": message}`` response; ``close`` also asks to close the connection after it."""
+def error_response(status: int, message: str, close: bool = False, headers: dict | None = None):
+    """A JSON ``{"error": message}`` response with ``headers`` (a 405's ``Allow``, say); ``close`` also asks to
+    close the connection after it."""
     from fastapi.responses import JSONResponse
 
-    return JSONResponse({"error": message}, status_code=status, headers={"connection": "close"} if close else None)
+    headers = {**(headers or {}), **({"connection": "close"} if close else {})}
+    return JSONResponse({"error": message}, status_code=status, headers=headers or None)
 
 
 class RequestLimits:
