@@ -78,6 +78,6 @@ def test_schemathesis_cli_with_all_checks_but_positive_data_acceptance_finds_not
         result = subprocess.run([str(Path(sys.executable).with_name("st")), "run", url + "openapi.json",
                                  "--checks", "all", "--exclude-checks", "positive_data_acceptance",
                                  "--max-examples", "50", "--seed", "1", "--no-color"],
-                                check=False, capture_output=True, text=True, timeout=600)
+                                cwd=tmp_path, check=False, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "Coverage" in result.stdout and " failed" not in result.stdout.split("SUMMARY")[-1], result.stdout[-3000:]

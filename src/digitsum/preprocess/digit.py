@@ -11,17 +11,29 @@ from .pixels import greyscale
 from .strokes import SCALE, even_strokes
 
 BOX, SIDE, CENTRE = 20, 28, 14  # MNIST's box, image side and centre-of-mass position
+CENTRE_TOLERANCE = 0.75  # pixels: how far from CENTRE an image's centre of mass may be to count as MNIST-style
 RESAMPLE = Image.Resampling.LANCZOS
 NO_INK = "has no ink: it is blank or too faint (draw the digit darker or thicker)"
 
 
 def is_mnist_style(image: Image.Image) -> bool:
-    """A 28x28 opaque greyscale image of light ink on a black background: used as is."""
+    """Whether an image already is what to_mnist makes, and is used as is: 28x28, opaque, grey, light
+    ink on a black background, the ink within a 20x20 box and its centre of mass within
+    ``CENTRE_TOLERANCE`` of pixel (14, 14) on both axes (every MNIST image is: 13.48-14.50). A 28x28 drawing
+    that is bigger or off centre goes through the same steps as any other image."""
     if image.size != (SIDE, SIDE) or image.mode not in ("L", "LA", "P", "RGB", "RGBA"):
         return False
     x = np.asarray(image.convert("RGBA"), dtype=np.int16)  # (28, 28, 4)
     grey = (x[..., 0] == x[..., 1]).all() and (x[..., 1] == x[..., 2]).all() and (x[..., 3] == 255).all()
-    return bool(grey and np.median(border(x[..., 0])) == 0 and x[..., 0].max() > MIN_CONTRAST)
+    if not (grey and np.median(border(x[..., 0])) == 0 and x[..., 0].max() > MIN_CONTRAST):
+        return False
+    ink = x[..., 0].astype(np.float64)  # (28, 28)
+    rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
+    if rows[-1] - rows[0] >= BOX or cols[-1] - cols[0] >= BOX:
+        return False
+    mass = ink.sum()
+    cy, cx = (ink.sum(1) @ np.arange(SIDE)) / mass, (ink.sum(0) @ np.arange(SIDE)) / mass
+    return bool(abs(cy - CENTRE) <= CENTRE_TOLERANCE and abs(cx - CENTRE) <= CENTRE_TOLERANCE)
 
 
 def to_mnist(image: Image.Image, name: str = "image") -> np.ndarray:

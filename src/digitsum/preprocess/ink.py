@@ -3,6 +3,8 @@
 Whether a digit has a margin or fills its frame, the same steps find its ink:
 
 1. The background is the level of most of the border; dark ink on a light background is inverted.
+   Where ink covers much of the border (a 0 stretched to fill its box, a tight crop), the border
+   cannot tell; then four corners that agree do: a digit's strokes rarely fill them (``ink_is_dark``).
 2. Lighting is corrected only where the image shows lighting to correct: when the background's
    level (below Otsu's threshold between background and ink) differs by more than ``FLAT_SPREAD``
    from one stretch of the border to another and the image is a photo's size, a smooth surface
@@ -24,6 +26,8 @@ INK_FLOOR, INK_FULL = 0.2, 0.8  # of the peak contrast: below is background, abo
 FLAT_SPREAD = 24  # a background level that varies less than this along the border has no lighting to correct
 LIGHTING_SIDE = 64  # images smaller than this a side (scans of one digit) get no lighting correction
 GRID = 8  # tiles per side for the background surface
+SPLIT_BORDER = (0.25, 0.75)  # a border with this share of light pixels does not tell ink from background
+CORNER = 0.1  # corner squares this share of the shorter side (at least one pixel) decide a split border
 
 
 def border(x: np.ndarray) -> np.ndarray:
@@ -118,12 +122,33 @@ def fills_frame(x: np.ndarray, side: int = 64) -> bool:
     return bool(border(strokes).any())
 
 
+def ink_is_dark(x: np.ndarray, edge: np.ndarray) -> bool:
+    """Whether the ink of greyscale (H, W) is darker than its background; ``edge`` is ``border(x)``.
+
+    The background is the level of most of the border. When the border is split between the two sides
+    of Otsu's threshold (between SPLIT_BORDER of it light), ink covers much of it: then, if all four
+    corner squares hold mostly the same side, that side is the background. (A 7's bar fills two
+    corners and a bold 9 three, so fewer than four decide nothing: tests/test_polarity.py.)
+    """
+    background, lowest, highest = float(np.median(edge)), float(x.min()), float(x.max())
+    dark_ink = background - lowest > highest - background  # the border's level is nearer the lightest
+    threshold = otsu(np.bincount(np.clip(x, 0, 255).astype(np.uint8).ravel(), minlength=256))
+    if not SPLIT_BORDER[0] <= float((edge >= threshold).mean()) <= SPLIT_BORDER[1]:
+        return dark_ink
+    k = max(1, round(CORNER * min(x.shape)))
+    corners = (x[:k, :k], x[:k, -k:], x[-k:, :k], x[-k:, -k:])
+    light_corners = sum(2 * int((c >= threshold).sum()) > c.size for c in corners)
+    if light_corners in (0, 4):
+        return light_corners == 4  # a light background: dark ink
+    return dark_ink
+
+
 def find_ink(x: np.ndarray) -> np.ndarray:
     """The ink of greyscale (H, W) 0-255 within its bounding box: float32 0-1, light on a 0 background;
     an empty array when there is none."""
     edge = border(x)
-    background, lowest, highest = float(np.median(edge)), float(x.min()), float(x.max())
-    if background - lowest > highest - background:  # the ink is darker than the background
+    lowest, highest = float(x.min()), float(x.max())
+    if ink_is_dark(x, edge):
         x, edge, highest = 255.0 - x, 255.0 - edge, 255.0 - lowest
     histogram = np.bincount(x.astype(np.uint8).ravel(), minlength=256)
     present = np.flatnonzero(histogram)
