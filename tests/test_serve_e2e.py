@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import sync_playwright
 
+from digitsum.predict import load_model
 from helpers import serving
 
 CHROMIUM = "/usr/bin/chromium"
@@ -127,3 +128,26 @@ def test_the_page_says_when_a_drawing_does_not_look_like_a_digit(chromium, serve
             assert not page.evaluate("document.querySelector('.answer').classList.contains('guess')")
         finally:
             browser.close()
+
+
+def test_with_collect_the_page_saves_a_drawing_with_the_label_given_it(chromium, small_run, tmp_path):
+    folder = tmp_path / "mine"
+    with serving(small_run, tmp_path / "serve.log", "--collect", str(folder)) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(url)
+            page.wait_for_function("document.getElementById('model').textContent.length > 0", timeout=15_000)
+            assert page.locator("#teach").is_hidden()  # nothing to label before a drawing is read
+            draw(page, DIGITS[7])
+            read_answer(page, 2)
+            page.click('#teach-digits button[data-teach="7"]')
+            page.wait_for_function("document.body.dataset.collected === '1'", timeout=15_000)
+            assert "Saved as a 7" in page.text_content("#status")
+        finally:
+            browser.close()
+    rows = (folder / "labels.csv").read_text().splitlines()
+    assert rows[0] == "image,digit" and len(rows) == 2 and rows[1].endswith(",7")
+    saved = folder / rows[1].split(",")[0]
+    assert saved.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # the page's own PNG, as it sent it
+    assert load_model(small_run).predict(saved, 2).digit == 7  # read as the page read it

@@ -10,6 +10,7 @@ from .common import add_checkpoint, int_in, positive_number
 
 def add(sub) -> None:
     from ..serve.batcher import MAX_BATCH
+    from ..serve.collect import MAX_DRAWINGS
     from ..serve.limits import BODY_SECONDS
 
     p = sub.add_parser("serve", help="serve the drawing page and the JSON prediction API",
@@ -29,6 +30,11 @@ def add(sub) -> None:
     p.add_argument("--max-batch", type=int_in(1), default=MAX_BATCH, help="most requests answered by one model call; "
                    f"requests that arrive while the model runs wait for the next call (default: {MAX_BATCH}; "
                    "1: one call per request)")
+    p.add_argument("--collect", metavar="DIR", default=None,
+                   help="keep drawings the page labels ('this is a ...') in DIR, with DIR/labels.csv, to fine-tune "
+                   "on with 'digitsum train --extra-digits DIR/labels.csv' (default: off)")
+    p.add_argument("--collect-max", type=int_in(1), default=MAX_DRAWINGS,
+                   help=f"most drawings DIR may hold; further ones get 409 (default: {MAX_DRAWINGS})")
     p.add_argument("--threads", type=int_in(0), default=1,
                    help="torch threads for the model, 0 for torch's default (default: 1; the other cores decode "
                    "and parse requests meanwhile)")
@@ -65,15 +71,20 @@ def run(args) -> int:
     from ..predict import load_model
     from ..runtime import threads
     from ..serve import create_app
+    from ..serve.collect import open_collector
 
     with threads(args.threads):
         predictor = load_model(args.checkpoint, runtime=args.runtime)
+        collector = open_collector(args.collect, args.collect_max) if args.collect else None
         app = create_app(predictor, max_body_bytes=int(args.max_body_mb * 1_000_000), max_batch=args.max_batch,
-                         body_seconds=args.body_timeout)
+                         body_seconds=args.body_timeout, collector=collector)
         sock = listen(args.host, args.port)
         host, port = sock.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
         print(f"digitsum serve: http://{shown}:{port}/ (Ctrl-C to stop)", flush=True)
+        if collector is not None:
+            print(f"digitsum serve: keeping labelled drawings in {collector.labels} ({len(collector)} so far, "
+                  f"at most {collector.max_drawings})", file=sys.stderr, flush=True)
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5))
         try:
             server.run(sockets=[sock])

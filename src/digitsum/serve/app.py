@@ -8,7 +8,11 @@ Routes:
   "is_digit_score"}``, where ``image`` is the 28x28 picture the model saw (28 rows of 28 ints
   0-255) and ``is_digit`` whether it looks like a digit at all (a drawing that does not is
   still answered, 200, with the best guess).
-* ``GET /api/info``: the model's config and test metrics. ``GET /healthz``: ``{"status": "ok"}``.
+* ``GET /api/info``: the model's config and test metrics, and whether drawings are collected.
+  ``GET /healthz``: ``{"status": "ok"}``.
+* ``POST /api/collect`` (only with a ``Collector``: ``digitsum serve --collect DIR``): multipart
+  ``image`` (the PNG the page sent) and ``digit`` (0-9, what it is) -> ``{"saved", "count"}``;
+  409 once the folder is full (collect.py).
 
 Bad input is a 4xx JSON ``{"error": "..."}``, never a 500: 400 for anything that is not a usable
 image, 408 for a body that takes over ``body_seconds`` to arrive, 413 for a body over
@@ -24,16 +28,23 @@ from ..errors import ImageError, InputError
 from ..predict import Prediction, Predictor, check_number
 from ..preprocess import load_digit
 from .batcher import MAX_BATCH, MicroBatcher
+from .collect import CollectionFull, Collector
 from .limits import BODY_SECONDS, RequestLimits, error_response
 
 MAX_BODY_BYTES = 5_000_000  # default limit on a request body: far above any drawing or photo of a digit
 
 
-# /api/predict's form for the OpenAPI page (/docs); the endpoint reads the form itself to word its own errors.
-PREDICT_OPENAPI = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-    "type": "object", "required": ["image", "number"], "properties": {
-        "image": {"type": "string", "format": "binary", "description": "a picture of one digit (PNG, JPEG, ...)"},
-        "number": {"type": "integer", "minimum": 0, "maximum": 9, "description": "the number to add"}}}}}}}
+def form_openapi(field: str, description: str) -> dict:
+    """A route's multipart form (``image`` and the integer ``field``) for the OpenAPI page (/docs); the
+    endpoints read the form themselves to word their own errors."""
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "required": ["image", field], "properties": {
+            "image": {"type": "string", "format": "binary", "description": "a picture of one digit (PNG, JPEG, ...)"},
+            field: {"type": "integer", "minimum": 0, "maximum": 9, "description": description}}}}}}}
+
+
+PREDICT_OPENAPI = form_openapi("number", "the number to add")
+COLLECT_OPENAPI = form_openapi("digit", "the digit the drawing is")
 
 
 def prediction_json(p: Prediction) -> dict:
@@ -49,26 +60,35 @@ def prediction_json(p: Prediction) -> dict:
     }
 
 
-async def _read_form(request) -> tuple[bytes, int]:
-    """(image bytes, number) from a multipart request, or an HTTPException (400 or 422) saying what is wrong."""
+def check_digit(value) -> int:
+    """A label 0-9 from a form field, or an InputError naming the field ``digit``."""
+    try:
+        return check_number(value)
+    except InputError:
+        raise InputError(f"digit must be an integer 0-9 (what the drawing is), got {value!r}") from None
+
+
+async def _read_form(request, field: str = "number", check=check_number) -> tuple[bytes, int]:
+    """(image bytes, the integer ``field``) from a multipart request, or an HTTPException (400 or 422) saying
+    what is wrong; ``check`` turns the field's text into its integer."""
     from fastapi import HTTPException
     from starlette.datastructures import UploadFile
 
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        raise HTTPException(400, "send multipart/form-data with a file field 'image' and a field 'number'")
+        raise HTTPException(400, f"send multipart/form-data with a file field 'image' and a field '{field}'")
     try:
         form = await request.form(max_files=1, max_fields=8)
     except HTTPException as error:  # the multipart parser's own 400
         raise HTTPException(400, f"malformed multipart body ({error.detail}): send multipart/form-data with a "
-                            "file field 'image' and a field 'number'") from None
+                            f"file field 'image' and a field '{field}'") from None
     try:
-        number, image = form.get("number"), form.get("image")
+        number, image = form.get(field), form.get("image")
         if number is None:
-            raise HTTPException(422, "missing field 'number': give an integer 0-9")
+            raise HTTPException(422, f"missing field '{field}': give an integer 0-9")
         if isinstance(number, UploadFile):
-            raise HTTPException(422, "field 'number' must be a plain form field holding an integer 0-9")
+            raise HTTPException(422, f"field '{field}' must be a plain form field holding an integer 0-9")
         try:
-            number = check_number(number)
+            number = check(number)
         except InputError as error:
             raise HTTPException(422, str(error)) from None
         if image is None:
@@ -81,18 +101,19 @@ async def _read_form(request) -> tuple[bytes, int]:
 
 
 def create_app(predictor: Predictor, max_body_bytes: int = MAX_BODY_BYTES, max_batch: int = MAX_BATCH,
-               body_seconds: float = BODY_SECONDS):
+               body_seconds: float = BODY_SECONDS, collector: Collector | None = None):
     """The FastAPI app serving ``predictor``: the drawing page and the JSON API.
 
     Requests that wait while the model runs share its next call, up to ``max_batch`` images
-    (1: one call per request). A request body must arrive within ``body_seconds``.
+    (1: one call per request). A request body must arrive within ``body_seconds``. With a
+    ``collector``, ``POST /api/collect`` keeps labelled drawings.
     """
     from fastapi import FastAPI, HTTPException, Request
     from fastapi.concurrency import run_in_threadpool
     from fastapi.responses import HTMLResponse, JSONResponse
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
-    from .schemas import HealthOut, InfoOut, PredictionOut, error_responses
+    from .schemas import CollectOut, HealthOut, InfoOut, PredictionOut, error_responses
 
     batcher = MicroBatcher(predictor, max_batch)
 
@@ -124,8 +145,8 @@ def create_app(predictor: Predictor, max_body_bytes: int = MAX_BODY_BYTES, max_b
 
     @app.get("/api/info", response_model=None, responses={200: {"model": InfoOut}})
     async def info():
-        """The served model's config and its test-set metrics."""
-        return {"config": predictor.config, "metrics": predictor.metrics}
+        """The served model's config and its test-set metrics; whether ``POST /api/collect`` keeps drawings."""
+        return {"config": predictor.config, "metrics": predictor.metrics, "collect": collector is not None}
 
     @app.post("/api/predict", openapi_extra=PREDICT_OPENAPI, response_model=None,
               responses={200: {"model": PredictionOut}, **error_responses(400, 408, 413, 422)})
@@ -137,5 +158,20 @@ def create_app(predictor: Predictor, max_body_bytes: int = MAX_BODY_BYTES, max_b
         except ImageError as error:
             raise HTTPException(400, str(error)) from None
         return JSONResponse(prediction_json(await batcher.predict_async(image28, number)))
+
+    if collector is not None:
+        @app.post("/api/collect", openapi_extra=COLLECT_OPENAPI, response_model=None,
+                  responses={200: {"model": CollectOut}, **error_responses(400, 408, 409, 413, 422, label="digit")})
+        async def collect(request: Request):
+            """Multipart ``image`` (a drawing) and ``digit`` (what it is, 0-9): kept in the collection folder."""
+            data, digit = await _read_form(request, "digit", check_digit)
+            try:
+                await run_in_threadpool(load_digit, data)  # only drawings that predict can read are kept
+                name = await run_in_threadpool(collector.save, data, digit)
+            except ImageError as error:
+                raise HTTPException(400, str(error)) from None
+            except CollectionFull as error:
+                raise HTTPException(409, str(error)) from None
+            return {"saved": name, "count": len(collector)}
 
     return app

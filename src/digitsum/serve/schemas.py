@@ -42,10 +42,19 @@ class InfoOut(BaseModel):
 
     config: dict = Field(description="the checkpoint's config.json")
     metrics: dict = Field(description="its metrics.json: test-set figures")
+    collect: bool = Field(description="whether POST /api/collect keeps labelled drawings (serve --collect)")
 
 
-def error_responses(*codes: int) -> dict:
-    """OpenAPI ``responses`` for these error status codes, each an ErrorOut."""
+class CollectOut(BaseModel):
+    """A drawing kept in the collection folder."""
+
+    saved: str = Field(description="the file name the server gave the drawing, in the collection folder")
+    count: int = Field(ge=1, description="drawings in the folder's labels.csv, this one included")
+
+
+def error_responses(*codes: int, label: str = "number") -> dict:
+    """OpenAPI ``responses`` for these error status codes, each an ErrorOut; ``label`` is the form's integer field."""
     meaning = {400: "not a usable image, or not a multipart form", 408: "the body did not arrive in time",
-               413: "the body is over the size limit", 422: "the number is missing or not an integer 0-9"}
+               409: "the collection folder is full", 413: "the body is over the size limit",
+               422: f"the {label} is missing or not an integer 0-9"}
     return {code: {"model": ErrorOut, "description": meaning[code]} for code in codes}
