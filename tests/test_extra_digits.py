@@ -35,7 +35,8 @@ def test_extra_digits_are_preprocessed_as_predict_does_and_recorded(mnist, tmp_p
     assert extra.labels.tolist() == mnist["test"].labels[:5].tolist() + mnist["test"].labels[:3].tolist()
     assert (extra.images[6].numpy() == load_digit(tmp_path / "b" / "1.png")).all()
     assert [s["n"] for s in extra.sources] == [5, 3] and [s["path"] for s in extra.sources] == [str(a), str(b)]
-    assert all(len(s["sha256"]) == 64 for s in extra.sources) and extra.sources[0]["sha256"] != extra.sources[1]["sha256"]
+    digests = [s["sha256"] for s in extra.sources]
+    assert all(len(d) == 64 for d in digests) and digests[0] != digests[1]
     assert changed_sources(list(extra.sources)) == []
 
 
