@@ -20,8 +20,9 @@ keeps answering while the model works.
 from contextlib import asynccontextmanager
 from importlib import resources
 
+from ..answers import answer_json
 from ..errors import ImageError, InputError
-from ..predict import Prediction, Predictor, check_number
+from ..predict import Predictor, check_number
 from ..preprocess import load_digit
 from .batcher import MAX_BATCH, MicroBatcher
 from .limits import BODY_SECONDS, RequestLimits, error_response
@@ -34,19 +35,6 @@ PREDICT_OPENAPI = {"requestBody": {"required": True, "content": {"multipart/form
     "type": "object", "required": ["image", "number"], "properties": {
         "image": {"type": "string", "format": "binary", "description": "a picture of one digit (PNG, JPEG, ...)"},
         "number": {"type": "integer", "minimum": 0, "maximum": 9, "description": "the number to add"}}}}}}}
-
-
-def prediction_json(p: Prediction) -> dict:
-    """The JSON body of a prediction, with the 28x28 image the model saw as 28 rows of ints."""
-    return {
-        "digit": p.digit,
-        "sum": p.sum,
-        "digit_probabilities": list(p.digit_probabilities),
-        "sum_probabilities": list(p.sum_probabilities),
-        "image": p.image.tolist(),  # (28, 28) uint8 -> 28 lists of 28 ints
-        "is_digit": p.is_digit,
-        "is_digit_score": p.is_digit_score,
-    }
 
 
 async def _read_form(request) -> tuple[bytes, int]:
@@ -133,6 +121,6 @@ def create_app(predictor: Predictor, max_body_bytes: int = MAX_BODY_BYTES, max_b
             image28 = await run_in_threadpool(load_digit, data)  # Predictor.predict's preprocessing
         except ImageError as error:
             raise HTTPException(400, str(error)) from None
-        return JSONResponse(prediction_json(await batcher.predict_async(image28, number)))
+        return JSONResponse(answer_json(await batcher.predict_async(image28, number)))
 
     return app
