@@ -16,8 +16,8 @@ from safetensors.torch import load_file
 from digitsum.cli import main
 from digitsum.config import ModelConfig, TrainConfig
 from digitsum.model import build_model
-from digitsum.training import state as resume_state
 from digitsum.training import Hooks, store, train
+from digitsum.training import state as resume_state
 from digitsum.training.objective import make_optimizer
 
 RECIPE = {"limit": 3000, "epochs": 3, "batch_size": 64, "val_size": 1000, "threads": 1, "seed": 0}
