@@ -39,6 +39,7 @@ from digitsum.checkpoint import load_checkpoint
 from digitsum.cli.export import check_batch
 from digitsum.export import export_onnx
 from digitsum.mixture import normalize
+from digitsum.model import Logits
 from digitsum.onnx_runtime import OnnxBackend
 from digitsum.predict import TorchBackend
 from summary import spread
@@ -56,11 +57,11 @@ class NCHWBackend(TorchBackend):
         super().__init__(copy.deepcopy(model))  # TorchBackend makes its model channels-last: undo that
         self.model.to(memory_format=torch.contiguous_format)
 
-    def __call__(self, images: np.ndarray, numbers: np.ndarray) -> tuple[np.ndarray, ...]:
+    def __call__(self, images: np.ndarray, numbers: np.ndarray) -> Logits:
         with torch.inference_mode():
             x = torch.from_numpy(images)  # (N, 1, 28, 28) NCHW
-            outputs = self.model(x, torch.from_numpy(numbers), with_verdict=self.model.has_verdict)
-        return tuple(o.numpy() for o in outputs)
+            outputs = self.model(x, torch.from_numpy(numbers))
+        return Logits(*(None if o is None else o.numpy() for o in outputs))
 
 
 class NoOneDNN(TorchBackend):

@@ -23,8 +23,8 @@ from torch.profiler import ProfilerActivity, profile
 
 from digitsum.config import ModelConfig, TrainConfig
 from digitsum.data import Split, load_mnist
-from digitsum.mixture import NumberMixture, split_train_val
-from digitsum.model import build_model
+from digitsum.mixture import Batch, NumberMixture, split_train_val
+from digitsum.model import Logits, build_model
 from digitsum.training.objective import digitsum_loss, make_optimizer
 from notebook import (
     BATCH_SIZE,
@@ -41,6 +41,9 @@ TOP_OPS = 15
 # minute to analyse. Steady-state steps after a warm-up show the same shares at a fraction of the cost.
 PROFILE_STEPS, WARMUP_STEPS = 50, 5
 QUICK = {"limit": 2000, "steps": 5, "warmup": 1, "pairs": 2}  # a smoke run, not a measurement
+
+# The notebook's loading, digitsum's way: batches of BATCH_SIZE in a fresh order, no augmentation.
+UNAUGMENTED = TrainConfig(seed=0, batch_size=BATCH_SIZE, max_shift=0, stretch=0.0, negatives=0.0)
 
 
 @dataclasses.dataclass
@@ -59,7 +62,7 @@ class Profile:
 def digitsum_step_loss(cfg: TrainConfig):
     """digitsum's loss (both cross-entropies and the agreement term) in ``run_epoch``'s argument order."""
     return lambda digit_logits, sum_logits, numbers, digits, sums: digitsum_loss(
-        digit_logits, sum_logits, digits, numbers, sums, cfg)
+        Logits(digit_logits, sum_logits), Batch(None, numbers, digits, sums), cfg)
 
 
 def profiled(name: str, model, opt, batches, sched=None, steps: int = PROFILE_STEPS,
@@ -94,8 +97,8 @@ def profile_digitsum(train: Split, threads: int, steps: int = PROFILE_STEPS, war
     torch.manual_seed(cfg.seed)
     model = build_model(ModelConfig()).to(memory_format=torch.channels_last)
     opt, sched = make_optimizer(model, cfg, train_mix.steps_per_epoch(cfg.batch_size))
-    batches = mixture_batches(train_mix.epoch_batches(1, cfg.seed, cfg.batch_size, cfg.max_shift),
-                              torch.channels_last)
+    shifts_only = dataclasses.replace(cfg, stretch=0.0, negatives=0.0)  # the recipe's steps, without non-digits
+    batches = mixture_batches(train_mix.epoch_batches(1, shifts_only), torch.channels_last)
     return profiled("digitsum default", model, opt, batches, sched, steps, warmup, loss_fn=digitsum_step_loss(cfg))
 
 
@@ -118,7 +121,7 @@ def pipeline_ab(train: Split, pairs: int = 3, max_steps: int = 0, limit: int = 0
             if arm == "A":
                 batches = notebook_loader(images, labels, seed=trial)
             else:
-                batches = mixture_batches(mixture.epoch_batches(trial + 1, 0, BATCH_SIZE))
+                batches = mixture_batches(mixture.epoch_batches(trial + 1, UNAUGMENTED))
             times[arm].append(run_epoch(model, opt, batches, max_steps=max_steps))
     return times
 

@@ -36,8 +36,10 @@ from digitsum.data import load_mnist
 from digitsum.evaluate import fixed_test_mixture
 from digitsum.mixture import split_train_val
 from digitsum.model import build_model
-from digitsum.training.epoch import train_epoch
+from digitsum.training import loop
+from digitsum.training.distributed import World
 from digitsum.training.objective import make_optimizer
+from digitsum.training.state import EpochTally, RunState, TrainState
 from notebook import mixture_batches, run_epoch
 from summary import mean_range, pct, spread
 
@@ -103,8 +105,8 @@ def step_times(train_mix, cfg: TrainConfig, rounds: int, steps: int, warmup: int
     for r in range(rounds + 1):  # round 0 warms every variant up
         for name, (v, model, opt, sched) in states.items():
             layout = torch.channels_last if v.channels_last else torch.contiguous_format
-            batches = mixture_batches(train_mix.epoch_batches(r + 1, cfg.seed, cfg.batch_size, cfg.max_shift),
-                                      layout)
+            shifts_only = dataclasses.replace(cfg, stretch=0.0, negatives=0.0)
+            batches = mixture_batches(train_mix.epoch_batches(r + 1, shifts_only), layout)
             n = warmup if r == 0 else steps
             seconds = run_epoch(model, opt, batches, sched, n, loss)
             if r:
@@ -122,8 +124,14 @@ def early_accuracy(train_mix, test_mix, cfg: TrainConfig, v: Variant, stop: int 
         if done.step % max(1, done.steps // POINTS) == 0 or done.step == done.steps:
             points.append(Point(done.step / done.steps, done.seconds, *score(done.model, test_mix, stop)))
 
-    train_epoch(model, opt, sched, train_mix, 1, cfg, torch.device("cpu"), on_step)
+    first_epoch(TrainState(model, opt, sched, RunState(tally=EpochTally.start(torch.device("cpu")))), train_mix, cfg,
+                on_step)
     return points
+
+
+def first_epoch(ts: TrainState, train_mix, cfg: TrainConfig, on_step) -> None:
+    """Epoch 1 of ``train_mix`` in this process, with digitsum's own training steps (training/loop.py)."""
+    loop.train_steps(loop.Run(None, cfg, World(), train_mix, None, None, {}), ts.model, ts, on_step)
 
 
 def fast_choices(data_dir: str | None, seeds: int, quick: dict) -> dict[str, list[dict]]:

@@ -22,11 +22,11 @@ import tempfile
 
 import torch
 
-from digitsum.config import ModelConfig, recipe
+from digitsum.config import model_for, recipe
 from digitsum.data import load_mnist
 from digitsum.evaluate import accuracy, fixed_test_mixture, infer
 from digitsum.mixture import split_train_val
-from digitsum.training import train
+from digitsum.training import Hooks, train
 from notebook import EPOCHS, notebook_loader, run_epoch, seed_model_and_optimizer
 from summary import mean_range, pct, spread
 
@@ -91,9 +91,8 @@ def digitsum_points(name: str, seed: int, threads: int, limit: int, data_dir, te
         done_seconds.append(done_seconds[-1] + record.seconds)
         points.append(Point(record.epoch, done_seconds[-1], *score(model, test_mix, stop)))
 
-    model_cfg = ModelConfig(verdict=cfg.negatives > 0)
     with tempfile.TemporaryDirectory(prefix="digitsum-bench-") as out:
-        train(model_cfg, cfg, out, data_dir=data_dir, on_epoch=on_epoch, on_step=on_step)
+        train(model_for(cfg), cfg, out, data_dir=data_dir, hooks=Hooks(on_step=on_step, on_epoch=on_epoch))
     return points
 
 

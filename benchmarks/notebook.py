@@ -107,7 +107,7 @@ def run_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, batches: Itera
             break
         images, numbers, digits, sums = batch
         with record_function("forward"):
-            digit_logits, sum_logits = model(images, numbers)  # (B, 10), (B, 19)
+            digit_logits, sum_logits = model(images, numbers)[:2]  # (B, 10), (B, 19); a verdict is not trained
             loss = loss_fn(digit_logits, sum_logits, numbers, digits, sums)
         with record_function("backward"):
             opt.zero_grad(set_to_none=True)

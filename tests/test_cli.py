@@ -26,7 +26,7 @@ def test_evaluate_json_reports_the_figures_of_a_count_made_here(capsys, small_ru
     model, test = load_checkpoint(small_run).model, mnist["test"]
     numbers = fixed_numbers(10000, TEST_NUMBER_SEED)
     with torch.inference_mode():  # one plain forward pass, counted here
-        digit_logits, sum_logits = model(normalize(test.images), numbers)
+        digit_logits, sum_logits, _ = model(normalize(test.images), numbers)
     digits, sums = digit_logits.argmax(1), sum_logits.argmax(1)
     pairs = all_pairs_sums(model, test.images)  # (10000, 10); checked against forward passes in test_evaluate.py
     assert metrics["n"] == 10000 and metrics["all_pairs_n"] == 100000

@@ -12,6 +12,8 @@ import torch
 from digitsum.config import TrainConfig
 from digitsum.evaluate import all_pairs_accuracy, metrics
 from digitsum.labelled import rank_confusions
+from digitsum.mixture import Batch
+from digitsum.model import Logits
 from digitsum.training.objective import digitsum_loss, implied_sums
 
 NEVER = -1e4  # a logit whose probability is 0 in float32, without the NaNs of -inf
@@ -23,6 +25,12 @@ def logits(probabilities: dict[int, float], classes: int) -> torch.Tensor:
     for k, p in probabilities.items():
         out[0, k] = math.log(p)
     return out
+
+
+def one_item(digit: int, number: int) -> Batch:
+    """A batch of one item (no image: the loss reads the logits and the targets)."""
+    return Batch(torch.zeros(1, 1, 28, 28), torch.tensor([number]), torch.tensor([digit]),
+                 torch.tensor([digit + number]))
 
 
 def test_the_digit_heads_probabilities_land_in_the_sum_columns_shifted_by_the_number():
@@ -39,11 +47,11 @@ def test_the_loss_is_both_cross_entropies_plus_the_weighted_kl_from_the_implied_
     digit_logits = logits({0: 0.5, 1: 0.5}, 10)  # digit 0 or 1, even odds
     sum_logits = logits({3: 0.25, 4: 0.75}, 19)  # with number 3: sum 3 at 0.25, 4 at 0.75
     cfg = TrainConfig(label_smoothing=0.0, consistency=2.0)
-    loss = digitsum_loss(digit_logits, sum_logits, torch.tensor([0]), torch.tensor([3]), torch.tensor([3]), cfg)
+    loss = digitsum_loss(Logits(digit_logits, sum_logits), one_item(digit=0, number=3), cfg)
     digit_ce, sum_ce = math.log(2), math.log(4)  # -ln 0.5 for digit 0; -ln 0.25 for sum 3
     kl = 0.5 * math.log(0.5 / 0.25) + 0.5 * math.log(0.5 / 0.75)  # implied: 0.5 on sums 3 and 4
     assert loss.item() == pytest.approx(digit_ce + sum_ce + 2.0 * kl, rel=1e-5)
-    no_agreement = digitsum_loss(digit_logits, sum_logits, torch.tensor([0]), torch.tensor([3]), torch.tensor([3]),
+    no_agreement = digitsum_loss(Logits(digit_logits, sum_logits), one_item(digit=0, number=3),
                                  TrainConfig(label_smoothing=0.0, consistency=0.0))
     assert no_agreement.item() == pytest.approx(digit_ce + sum_ce, rel=1e-5)
 
@@ -52,10 +60,10 @@ def test_the_agreement_term_is_zero_when_the_heads_agree_and_pulls_both_heads_wh
     digit_logits = logits({2: 0.6, 5: 0.4}, 10)
     agreeing = logits({6: 0.6, 9: 0.4}, 19)  # number 4: exactly what the digit head implies
     cfg = TrainConfig(label_smoothing=0.0, consistency=1.0)
-    args = (torch.tensor([2]), torch.tensor([4]), torch.tensor([6]), cfg)
+    item = one_item(digit=2, number=4)
     ce_only = TrainConfig(label_smoothing=0.0, consistency=0.0)
-    assert digitsum_loss(digit_logits, agreeing, *args).item() == pytest.approx(
-        digitsum_loss(digit_logits, agreeing, *args[:3], ce_only).item(), abs=1e-6)
+    assert digitsum_loss(Logits(digit_logits, agreeing), item, cfg).item() == pytest.approx(
+        digitsum_loss(Logits(digit_logits, agreeing), item, ce_only).item(), abs=1e-6)
 
     # Where the heads disagree the term pulls both. (At all-zero logits the digit head's pull is zero in
     # exact arithmetic, so a test there would pass or fail on rounding.) Digit head 0.6 / 0.4 on 2 and 5,
@@ -65,7 +73,8 @@ def test_the_agreement_term_is_zero_when_the_heads_agree_and_pulls_both_heads_wh
     d[0, 2], d[0, 5] = math.log(0.6), math.log(0.4)
     d.requires_grad_()
     s = torch.zeros(1, 19, requires_grad=True)
-    (digitsum_loss(d, s, *args) - digitsum_loss(d, s, *args[:3], ce_only)).backward()  # the agreement term alone
+    agreement = digitsum_loss(Logits(d, s), item, cfg) - digitsum_loss(Logits(d, s), item, ce_only)
+    agreement.backward()  # the agreement term alone
     entropy_term = 0.6 * math.log(0.6) + 0.4 * math.log(0.4)
     expected_d = torch.zeros(1, 10)
     expected_d[0, 2], expected_d[0, 5] = 0.6 * (math.log(0.6) - entropy_term), 0.4 * (math.log(0.4) - entropy_term)
@@ -82,6 +91,18 @@ def test_confusions_rank_by_count_then_by_digit_and_digit_read_whatever_order_ro
         assert rank_confusions(Counter(order), k=4) == [
             {"digit": 4, "read_as": 1, "count": 2}, {"digit": 9, "read_as": 7, "count": 2},
             {"digit": 0, "read_as": 6, "count": 1}, {"digit": 2, "read_as": 8, "count": 1}]
+
+
+def test_a_detached_target_stops_the_agreement_terms_pull_on_the_digit_head():
+    item = one_item(digit=2, number=4)
+    d = torch.full((1, 10), -30.0)  # heads that disagree: undetached, the digit head's pull is +-0.097 (above)
+    d[0, 2], d[0, 5] = math.log(0.6), math.log(0.4)
+    d.requires_grad_()
+    s = torch.zeros(1, 19, requires_grad=True)
+    detached = TrainConfig(label_smoothing=0.0, consistency=1.0, detach_target=True)
+    ce_only = TrainConfig(label_smoothing=0.0, consistency=0.0)
+    (digitsum_loss(Logits(d, s), item, detached) - digitsum_loss(Logits(d, s), item, ce_only)).backward()
+    assert s.grad.abs().sum() > 0 and d.grad.abs().sum() == 0
 
 
 def test_metrics_count_digits_sums_consistency_and_each_digit():

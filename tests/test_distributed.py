@@ -33,14 +33,14 @@ def torchrun(*argv: str, entry: list[str] | None = None) -> subprocess.Completed
 CTRL_C = """
 import os, signal, sys
 from digitsum.cli import main
-from digitsum.training import epoch
-loss, calls = epoch.digitsum_loss, [0]
+from digitsum.training import loop
+loss, calls = loop.digitsum_loss, [0]
 def counted(*args):
     calls[0] += 1
     if calls[0] == {at} and os.environ["RANK"] == "0":
         os.killpg(os.getpgid(0), signal.SIGINT)
     return loss(*args)
-epoch.digitsum_loss = counted
+loop.digitsum_loss = counted
 sys.exit(main(sys.argv[1:]))
 """
 

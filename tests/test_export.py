@@ -14,8 +14,16 @@ from PIL import Image
 
 from digitsum.checkpoint import load_checkpoint
 from digitsum.cli.export import check_batch
-from digitsum.errors import ExportError, OnnxError
-from digitsum.export import TOLERANCE, default_onnx_cache, describe, export_onnx, random_check_batch
+from digitsum.errors import ConfigError, ExportError, OnnxError
+from digitsum.export import (
+    TOLERANCE,
+    cached_export,
+    default_onnx_cache,
+    describe,
+    export_onnx,
+    random_check_batch,
+    to_onnx,
+)
 from digitsum.mixture import normalize
 from digitsum.onnx_runtime import OnnxBackend
 from digitsum.predict import TorchBackend, load_model
@@ -51,9 +59,9 @@ class Noisy(torch.nn.Module):
         self.inner = inner
         self.has_verdict = inner.has_verdict
 
-    def forward(self, images, numbers, with_verdict=False):
-        digit_logits, *rest = self.inner(images, numbers, with_verdict=with_verdict)
-        return digit_logits + torch.rand_like(digit_logits), *rest
+    def forward(self, images, numbers):
+        out = self.inner(images, numbers)
+        return out._replace(digit=out.digit + torch.rand_like(out.digit))
 
 
 def test_the_reported_difference_is_measured_on_the_check_images(exported, checkpoint, mnist_dir):
@@ -61,7 +69,7 @@ def test_the_reported_difference_is_measured_on_the_check_images(exported, check
     images, numbers, _ = check_batch(str(mnist_dir), 1000)
     x = normalize(images)
     with torch.inference_mode():  # the checkpoint's model as it loads, in its own memory layout
-        expected = [t.numpy() for t in checkpoint.model(x, numbers, with_verdict=True)]
+        expected = [t.numpy() for t in checkpoint.model(x, numbers)]  # digit, sum, verdict
     found = OnnxBackend(path, threads=1)(x.numpy(), numbers.numpy())
     measured = max(float(np.abs(e - f).max()) for e, f in zip(expected, found, strict=True))
     assert reported == pytest.approx(measured, rel=1e-6, abs=1e-12)
@@ -112,13 +120,14 @@ def test_onnx_file_carries_config_and_metrics(exported, checkpoint):
 def test_predict_runtime_onnx_gives_the_torch_answers(capsys, tmp_path, small_run, mnist, cache_home):
     for i in range(3):
         Image.fromarray(mnist["test"].images[i].numpy()).save(tmp_path / f"{i}.png")
-    answers = {}
+    answers, said = {}, []
     for runtime in ("torch", "onnx"):
         answers[runtime] = []
         for i in range(3):
             code, out, err = run_cli(capsys, "predict", str(tmp_path / f"{i}.png"), "--number", str(i + 4),
                                      "--checkpoint", str(small_run), "--runtime", runtime, "--json")
             assert code == 0, err
+            said.append(err)
             record = json.loads(out)
             answers[runtime].append((record["digit"], record["sum"], record["digit_probability"]))
     for (digit, total, p), (digit_onnx, total_onnx, p_onnx) in zip(answers["torch"], answers["onnx"], strict=True):
@@ -126,13 +135,23 @@ def test_predict_runtime_onnx_gives_the_torch_answers(capsys, tmp_path, small_ru
     assert [d for d, _, _ in answers["onnx"]] == mnist["test"].labels[:3].tolist()
     assert default_onnx_cache(small_run).is_file()  # exported on first use, under $XDG_CACHE_HOME
     assert default_onnx_cache(small_run).is_relative_to(cache_home)
+    assert said[:3] == ["", "", ""] and "" == said[4] == said[5]  # only the export is announced, once
+    assert f"exported {small_run} to ONNX for the onnx runtime: {default_onnx_cache(small_run)}" in said[3]
+
+
+def test_the_onnx_runtime_opens_onnx_files_and_never_exports(small_run, cache_home):
+    with pytest.raises(ConfigError, match="runs .onnx files.*export it first"):
+        load_model(small_run, runtime="onnx")
+    assert not cache_home.exists()  # nothing was exported behind the caller's back
 
 
 def test_a_corrupt_cached_export_is_redone(small_run, cache_home, mnist):
     cache = default_onnx_cache(small_run)
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_bytes(b"not a graph")
-    predictor = load_model(small_run, runtime="onnx")
+    assert cached_export(small_run) == (cache, True)
+    assert cached_export(small_run) == (cache, False)  # a good one is used as it is
+    predictor = load_model(cache, runtime="onnx")
     digits = mnist["test"].images[:20].numpy()
     onnx_answers = [(p.digit, p.sum) for p in predictor.predict_arrays(digits, list(range(10)) * 2)]
     torch_answers = [(p.digit, p.sum) for p in load_model(small_run).predict_arrays(digits, list(range(10)) * 2)]
@@ -246,3 +265,19 @@ def test_without_mnist_the_export_checks_on_seeded_random_images(tmp_path, mnist
     assert not (images == mnist["test"].images[:50]).all() and list(tmp_path.iterdir()) == []
     again, again_numbers, _ = random_check_batch(50)
     assert torch.equal(images, again) and torch.equal(numbers, again_numbers)  # the same on every machine
+
+
+def test_only_the_exporters_own_failures_become_export_errors(checkpoint, monkeypatch):
+    def cannot(*args, **kwargs):
+        raise torch.onnx.OnnxExporterError("unsupported operator aten::frobnicate")
+
+    monkeypatch.setattr(torch.onnx, "export", cannot)
+    with pytest.raises(ExportError, match="could not export the model to ONNX: unsupported operator"):
+        to_onnx(checkpoint.model)
+
+    def bug(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(torch.onnx, "export", bug)
+    with pytest.raises(ZeroDivisionError):  # a bug keeps its type and traceback
+        to_onnx(checkpoint.model)

@@ -91,6 +91,7 @@ def test_no_import_cycles(graph):
     ("digitsum.export", "digitsum.data"), ("digitsum.serve", "digitsum.training"),
     ("digitsum.serve", "digitsum.data"), ("digitsum.training", "digitsum.serve"),
     ("digitsum.training", "digitsum.report"),
+    ("digitsum.predict", "digitsum.export"), ("digitsum.onnx_runtime", "digitsum.export"),  # inference never exports
 ])
 def test_dependencies_flow_one_way(graph, lower, upper):
     """Nothing in ``lower`` imports anything in ``upper`` (inference never reaches back into training data)."""

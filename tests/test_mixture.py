@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from digitsum.augment import draw_shifts, shift, stretch
+from digitsum.config import TrainConfig
 from digitsum.evaluate import fixed_test_mixture
 from digitsum.mixture import IGNORE, MEAN, STD, NumberMixture, normalize
 
@@ -15,13 +16,18 @@ def tiny(n: int = 50) -> NumberMixture:
     return NumberMixture(images, torch.arange(n) % 10)
 
 
-def collect(mixture, **kw):
-    batches = list(mixture.epoch_batches(**kw))
+def draw(**fields) -> TrainConfig:
+    """A TrainConfig that draws plain batches: no shifts, stretches or non-digits unless ``fields`` ask."""
+    return TrainConfig(**{"max_shift": 0, "stretch": 0.0, "negatives": 0.0, **fields})
+
+
+def collect(mixture, epoch: int, **fields):
+    batches = list(mixture.epoch_batches(epoch, draw(**fields)))
     return {k: torch.cat([getattr(b, k) for b in batches]) for k in ("images", "numbers", "digits", "sums")}
 
 
 def test_batches_have_shapes_and_sums():
-    batch = next(tiny().epoch_batches(epoch=1, seed=0, batch_size=16))
+    batch = next(tiny().epoch_batches(1, draw(seed=0, batch_size=16)))
     assert batch.images.shape == (16, 1, 28, 28) and batch.images.dtype == torch.float32
     assert batch.numbers.shape == batch.digits.shape == batch.sums.shape == (16,)
     assert torch.equal(batch.sums, batch.digits + batch.numbers)
@@ -57,8 +63,8 @@ def test_same_seed_and_epoch_give_the_same_batches():
 def test_ranks_split_each_global_batch_without_overlap():
     m = tiny(200)
     whole = collect(m, epoch=1, seed=0, batch_size=40)
-    r0 = list(m.epoch_batches(epoch=1, seed=0, batch_size=20, rank=0, world_size=2))
-    r1 = list(m.epoch_batches(epoch=1, seed=0, batch_size=20, rank=1, world_size=2))
+    r0 = list(m.epoch_batches(1, draw(seed=0, batch_size=40), rank=0, world_size=2))  # 20 each of 40
+    r1 = list(m.epoch_batches(1, draw(seed=0, batch_size=40), rank=1, world_size=2))
     assert len(r0) == len(r1) == 5
     merged = torch.stack([torch.cat([a.numbers, b.numbers]) for a, b in zip(r0, r1, strict=True)])
     assert sorted(merged.flatten().tolist()) == sorted(whole["numbers"].tolist())
@@ -89,11 +95,11 @@ def test_item_view_matches_batches(mnist):
 
 def test_ranks_share_the_global_batch_with_its_shifts_stretches_and_non_digits(mnist):
     train = mnist["train"]
-    m = NumberMixture(train.images[:200], train.labels[:200])
-    m.negatives = train.images[200:260].flip(2)  # stand-ins: only their identity matters here
-    options = {"epoch": 2, "seed": 5, "max_shift": 2, "stretch_share": 0.5, "negative_share": 0.25}
-    whole = next(m.epoch_batches(batch_size=40, **options))
-    shares = [next(m.epoch_batches(batch_size=20, rank=r, world_size=2, **options)) for r in (0, 1)]
+    bank = train.images[200:260].flip(2)  # stand-ins for non-digits: only their identity matters here
+    m = NumberMixture(train.images[:200], train.labels[:200], negatives=bank)
+    cfg = draw(seed=5, batch_size=40, max_shift=2, stretch=0.5, negatives=0.25)
+    whole = next(m.epoch_batches(2, cfg))
+    shares = [next(m.epoch_batches(2, cfg, rank=r, world_size=2)) for r in (0, 1)]
     for field in ("images", "numbers", "digits", "sums", "real"):
         merged = torch.cat([getattr(s, field) for s in shares])
         assert sorted(map(str, merged.flatten(1).tolist() if merged.ndim > 1 else merged.tolist())) == sorted(

@@ -6,14 +6,15 @@ import pytest
 import torch
 
 from digitsum.config import ConfigError, ModelConfig
-from digitsum.model import build_model
+from digitsum.model import Logits, build_model
 
 
 @pytest.mark.parametrize("arch", ["default", "seed"])
-def test_outputs_have_ten_digit_and_nineteen_sum_logits(arch):
+def test_outputs_are_named_ten_digit_and_nineteen_sum_logits_and_a_verdict_with_a_head(arch):
     model = build_model(ModelConfig(arch=arch)).eval()
-    digits, sums = model(torch.randn(5, 1, 28, 28), torch.tensor([0, 1, 5, 9, 3]))
-    assert digits.shape == (5, 10) and sums.shape == (5, 19)
+    out = model(torch.randn(5, 1, 28, 28), torch.tensor([0, 1, 5, 9, 3]))
+    assert isinstance(out, Logits) and out.digit.shape == (5, 10) and out.sum.shape == (5, 19)
+    assert (out.verdict is None) == (arch == "seed") and (arch == "seed" or out.verdict.shape == (5,))
 
 
 def test_seed_architecture_is_the_notebooks():
@@ -28,7 +29,7 @@ def test_the_number_changes_the_sum_logits(fusion):
     torch.manual_seed(0)
     model = build_model(ModelConfig(fusion=fusion)).eval()
     image = torch.randn(1, 1, 28, 28).repeat(2, 1, 1, 1)
-    _, sums = model(image, torch.tensor([2, 7]))
+    sums = model(image, torch.tensor([2, 7])).sum
     assert not torch.allclose(sums[0], sums[1])
 
 
@@ -54,7 +55,7 @@ def test_default_digit_does_not_depend_on_the_number(fusion):
     torch.manual_seed(0)
     model = build_model(ModelConfig(fusion=fusion)).eval()
     image = torch.randn(1, 1, 28, 28).repeat(3, 1, 1, 1)
-    digits, _ = model(image, torch.tensor([0, 4, 9]))
+    digits = model(image, torch.tensor([0, 4, 9])).digit
     assert torch.equal(digits[0], digits[1]) and torch.equal(digits[0], digits[2])
 
 
@@ -63,6 +64,6 @@ def test_features_then_heads_equals_forward(arch):
     torch.manual_seed(0)
     model = build_model(ModelConfig(arch=arch)).eval()
     images, numbers = torch.randn(4, 1, 28, 28), torch.tensor([1, 2, 3, 4])
-    direct = model(images, numbers)
+    direct = model(images, numbers)[:2]
     split = model.heads(model.features(images), numbers)
     assert all(torch.allclose(a, b) for a, b in zip(direct, split, strict=True))

@@ -123,7 +123,7 @@ def test_the_torch_backend_returns_logits_as_numpy(small_run, mnist):
     x = ((mnist["test"].images[:5].float() / 255 - 0.1307) / 0.3081).unsqueeze(1).numpy()  # (5, 1, 28, 28)
     digit, total, verdict = TorchBackend(ckpt.model)(x, np.arange(5))
     with torch.inference_mode():
-        d, s, v = ckpt.model(torch.from_numpy(x), torch.arange(5), with_verdict=True)
+        d, s, v = ckpt.model(torch.from_numpy(x), torch.arange(5))
     assert digit.shape == (5, 10) and total.shape == (5, 19) and verdict.shape == (5,)
     assert np.allclose(digit, d.numpy(), atol=1e-6) and np.allclose(total, s.numpy(), atol=1e-6)
     assert np.allclose(verdict, v.numpy(), atol=1e-6)

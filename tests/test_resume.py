@@ -16,8 +16,8 @@ from safetensors.torch import load_file
 from digitsum.cli import main
 from digitsum.config import ModelConfig, TrainConfig
 from digitsum.model import build_model
+from digitsum.training import Hooks, store, train
 from digitsum.training import state as resume_state
-from digitsum.training import store, train
 from digitsum.training.objective import make_optimizer
 
 RECIPE = {"limit": 3000, "epochs": 3, "batch_size": 64, "val_size": 1000, "threads": 1, "seed": 0}
@@ -53,9 +53,9 @@ def uninterrupted(mnist_dir, tmp_path_factory):
     """The reference run, in this process, with every epoch's final weights and buffers."""
     out = tmp_path_factory.mktemp("resume") / "uninterrupted"
     weights = {}
-    train(ModelConfig(), TrainConfig(**RECIPE), out, data_dir=str(mnist_dir),
-          on_epoch=lambda record, model: weights.update({record.epoch: {k: v.clone() for k, v in
-                                                                        model.state_dict().items()}}))
+    keep = Hooks(on_epoch=lambda record, model: weights.update({record.epoch: {k: v.clone() for k, v in
+                                                                                model.state_dict().items()}}))
+    train(ModelConfig(), TrainConfig(**RECIPE), out, data_dir=str(mnist_dir), hooks=keep)
     assert json.loads((out / "metrics.json").read_text())["best_epoch"] == 3  # so the weights compared are epoch 3's
     return out, weights
 
@@ -65,14 +65,14 @@ def uninterrupted(mnist_dir, tmp_path_factory):
 CHILD = """
 import os, signal, sys
 from digitsum.cli import main
-from digitsum.training import epoch
-loss, calls = epoch.digitsum_loss, [0]
+from digitsum.training import loop
+loss, calls = loop.digitsum_loss, [0]
 def counted(*args):
     calls[0] += 1
     if calls[0] == {at_step}:
         os.kill(os.getpid(), signal.{signal})
     return loss(*args)
-epoch.digitsum_loss = counted
+loop.digitsum_loss = counted
 sys.exit(main(sys.argv[1:]))
 """
 AT_STEP = STEPS + STEPS // 3  # a third of the way into epoch 2
@@ -174,7 +174,7 @@ def tiny_state(tmp_path: Path, step: int):
     model = build_model(ModelConfig())
     opt, sched = make_optimizer(model, TrainConfig(), 10)
     state = resume_state.RunState(tally=resume_state.EpochTally.start(torch.device("cpu"), step))
-    return resume_state.encode(model, opt, sched, state, step, {"model": {}})
+    return resume_state.encode(resume_state.TrainState(model, opt, sched, state), step, {"model": {}})
 
 
 def test_a_failed_write_leaves_the_previous_states_intact(tmp_path, monkeypatch):
@@ -241,13 +241,15 @@ def test_restored_moments_take_their_parameters_memory_layout(tmp_path):
         return (model, *make_optimizer(model, TrainConfig(), 10, fused=True))
 
     model, opt, sched = channels_last_model()
-    digits, sums = model(torch.randn(4, 1, 28, 28), torch.tensor([1, 2, 3, 4]))
-    (digits.sum() + sums.sum()).backward()
+    out = model(torch.randn(4, 1, 28, 28), torch.tensor([1, 2, 3, 4]))
+    (out.digit.sum() + out.sum.sum()).backward()
     opt.step()
     state = resume_state.RunState(tally=resume_state.EpochTally.start(torch.device("cpu"), 1))
-    store.save_state(tmp_path, *resume_state.encode(model, opt, sched, state, 1, {"model": {}}))
-    model, opt, sched = channels_last_model()
-    resume_state.restore(store.parse_state(*store.read_newest(tmp_path)), model, opt, sched)
+    store.save_state(tmp_path, *resume_state.encode(resume_state.TrainState(model, opt, sched, state), 1,
+                                                    {"model": {}}))
+    fresh = resume_state.TrainState(*channels_last_model(), resume_state.RunState())
+    resume_state.restore(store.parse_state(*store.read_newest(tmp_path)), fresh)
+    model, opt = fresh.model, fresh.opt
     conv = model.image_branch[1][0].weight  # 32 x 16 x 3 x 3: channels-last differs from contiguous
     assert not conv.is_contiguous()
     assert opt.state[conv]["exp_avg"].stride() == conv.stride() == opt.state[conv]["exp_avg_sq"].stride()

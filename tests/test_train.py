@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 from digitsum.config import ModelConfig, TrainConfig
 from digitsum.errors import RunDirError
 from digitsum.model import build_model
-from digitsum.training import epoch, train
+from digitsum.training import Hooks, loop, train
 from digitsum.training.objective import make_optimizer
 
 EPOCH_KEYS = {"epoch", "train_loss", "train_digit_accuracy", "train_sum_accuracy",
@@ -101,11 +101,11 @@ def test_on_step_sees_each_step_and_its_time_is_not_training_time(mnist_dir, tmp
         seen.append((done.step, done.steps, done.seconds, done.model.training))
         now[0] += 1000.0  # the hook "takes" 1000 s
 
-    monkeypatch.setattr(epoch, "clock", tick)
+    monkeypatch.setattr(loop, "clock", tick)
     cfg = TrainConfig(epochs=1, batch_size=100, limit=1500, threads=1, val_size=1000)
     records = []
-    train(ModelConfig(fusion="concat"), cfg, tmp_path / "run", data_dir=str(mnist_dir), on_step=slow_hook,
-          on_epoch=lambda record, model: records.append(record))
+    train(ModelConfig(fusion="concat"), cfg, tmp_path / "run", data_dir=str(mnist_dir),
+          hooks=Hooks(on_step=slow_hook, on_epoch=lambda record, model: records.append(record)))
     assert [s[:2] for s in seen] == [(i, 15) for i in range(1, 16)] and all(s[3] for s in seen)
     assert [s[2] for s in seen] == [float(i) for i in range(1, 16)]  # one tick per step, none of the hook's
     assert records[0].seconds == 16.0  # 15 steps and the end of the epoch: the 15 x 1000 s of hook not counted

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-BOX, SIDE, CENTRE = 20, 28, 14  # MNIST's box, image side and centre-of-mass position
+from .config import BOX, CENTRE, SIDE
 
 
 def draw_shifts(n: int, max_shift: int, generator: torch.Generator) -> torch.Tensor | None:

@@ -20,8 +20,20 @@ from dataclasses import asdict, dataclass, fields
 
 import torch
 
+from .model import Logits
+
 KEEP = 0.998  # share of validation digits the verdict's threshold keeps
 BINS = 15  # bins of the expected calibration error
+
+
+@dataclass(frozen=True)
+class Calibrated:
+    """Calibrated predictions for a batch: what ``Calibration.apply`` makes of a network's logits."""
+
+    digit_probs: torch.Tensor  # (N, 10)
+    sum_probs: torch.Tensor  # (N, 19)
+    is_digit_scores: torch.Tensor | None  # (N,) the verdict head's probability of a digit; None: no verdict head
+    is_digit: torch.Tensor  # (N,) bool: read as a digit (every image, without a verdict head or a threshold)
 
 
 @dataclass(frozen=True)
@@ -40,6 +52,17 @@ class Calibration:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def apply(self, logits: Logits, dtype: torch.dtype = torch.float32) -> Calibrated:
+        """The one calibrated-prediction rule: softmax(logits / T) per head, the verdict's sigmoid, and
+        "a digit" where that probability reaches the threshold. Logits are divided in their own dtype,
+        then computed in ``dtype``."""
+        digit_probs = (logits.digit / self.digit_temperature).to(dtype).softmax(1)  # (N, 10)
+        sum_probs = (logits.sum / self.sum_temperature).to(dtype).softmax(1)  # (N, 19)
+        scores = None if logits.verdict is None else torch.sigmoid(logits.verdict.to(dtype))  # (N,)
+        if scores is None or self.is_digit_threshold is None:
+            return Calibrated(digit_probs, sum_probs, scores, torch.ones(len(digit_probs), dtype=torch.bool))
+        return Calibrated(digit_probs, sum_probs, scores, scores >= self.is_digit_threshold)
 
 
 def nll(logits: torch.Tensor, labels: torch.Tensor, temperature: float) -> float:
@@ -88,11 +111,11 @@ def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, bins: 
     return sum(count * abs(confidence - accuracy) for confidence, accuracy, count in points) / len(labels)
 
 
-def fit(digit_logits: torch.Tensor, sum_logits: torch.Tensor, digits: torch.Tensor, sums: torch.Tensor,
+def fit(digit: tuple[torch.Tensor, torch.Tensor], total: tuple[torch.Tensor, torch.Tensor],
         is_digit_scores: torch.Tensor | None, fitted_on: str, keep: float = KEEP) -> Calibration:
-    """A Calibration from validation outputs: logits (N, 10) and (N, 19), true digits and sums (N,), and
-    the verdict's probabilities (N,) for these digits (None for a network without a verdict head)."""
+    """A Calibration from validation outputs: (logits (N, 10), true digits (N,)), (logits (N, 19), true sums
+    (N,)), and the verdict's probabilities (N,) for these digits (None for a network without a verdict head)."""
     threshold = None
     if is_digit_scores is not None:
         threshold = float(torch.quantile(is_digit_scores.double(), 1 - keep))
-    return Calibration(fit_temperature(digit_logits, digits), fit_temperature(sum_logits, sums), threshold, fitted_on)
+    return Calibration(fit_temperature(*digit), fit_temperature(*total), threshold, fitted_on)

@@ -8,7 +8,6 @@ checkpoint without it predicts uncalibrated). Nothing is ever unpickled.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from importlib import resources
@@ -22,7 +21,7 @@ from safetensors.torch import save as save_safetensors
 from .calibration import Calibration
 from .config import ModelConfig
 from .errors import CheckpointError, ConfigError
-from .files import CALIBRATION, CONFIG, METRICS, WEIGHTS, atomic_write_bytes
+from .files import CALIBRATION, CONFIG, METRICS, WEIGHTS, atomic_write_bytes, read_bytes, read_json
 from .model import DigitSumNet, build_model
 
 
@@ -60,30 +59,10 @@ def _resolve(path: str | os.PathLike | None) -> tuple[Path, Path]:
     raise CheckpointError(f"checkpoint {path} not found: give a run directory or a .safetensors file")
 
 
-def _read(path: Path, what: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise CheckpointError(f"checkpoint {what} {path} not found") from None
-    except OSError as error:
-        raise CheckpointError(f"cannot read checkpoint {what} {path}: {error.strerror}") from None
-
-
-def read_json(path: Path, what: str) -> dict:
-    """Parse a JSON object from ``path``, raising CheckpointError with the reason."""
-    try:
-        value = json.loads(_read(path, what))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CheckpointError(f"checkpoint {what} {path} is not valid JSON ({error})") from None
-    if not isinstance(value, dict):
-        raise CheckpointError(f"checkpoint {what} {path} is not a JSON object")
-    return value
-
-
 def load_state(path: Path) -> dict[str, torch.Tensor]:
     """Read a safetensors file into a state dict (CheckpointError if corrupt)."""
     try:
-        return load_safetensors(_read(path, "weights"))
+        return load_safetensors(read_bytes(path, "checkpoint weights"))
     except (SafetensorError, ValueError) as error:
         raise CheckpointError(f"checkpoint weights {path} are corrupt ({error})") from None
 
@@ -91,7 +70,7 @@ def load_state(path: Path) -> dict[str, torch.Tensor]:
 def load_checkpoint(path: str | os.PathLike | None = None, device: torch.device | str = "cpu") -> Checkpoint:
     """Load a model for inference from a run directory, a .safetensors file, or the bundle."""
     weights, config_path = _resolve(path)
-    config = read_json(config_path, "config")
+    config = read_json(config_path, "checkpoint config")
     try:
         model_config = ModelConfig.from_dict(config.get("model", {}))
     except (ConfigError, TypeError) as error:
@@ -107,7 +86,7 @@ def load_checkpoint(path: str | os.PathLike | None = None, device: torch.device 
             f"{first[0].strip()}"
         ) from None
     metrics_path = config_path.parent / METRICS
-    metrics = read_json(metrics_path, "metrics") if metrics_path.is_file() else {}
+    metrics = read_json(metrics_path, "checkpoint metrics") if metrics_path.is_file() else {}
     model.to(device).eval()
     return Checkpoint(model, config, metrics, weights, read_calibration(config_path.parent / CALIBRATION))
 
@@ -117,6 +96,6 @@ def read_calibration(path: Path) -> Calibration:
     if not path.is_file():
         return Calibration()
     try:
-        return Calibration.from_dict(read_json(path, "calibration"))
+        return Calibration.from_dict(read_json(path, "checkpoint calibration"))
     except TypeError as error:
         raise CheckpointError(f"checkpoint calibration {path} is malformed ({error})") from None

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 from .errors import ConfigError
 
 NUM_DIGITS, NUM_NUMBERS, NUM_SUMS = 10, 10, 19  # a digit 0-9 and a number 0-9 in; the digit and a sum 0-18 out
+BOX, SIDE, CENTRE = 20, 28, 14  # MNIST's digit box, image side and centre-of-mass position, in pixels
 ARCHS = ("default", "seed")
 FUSIONS = ("product", "concat")
 DEVICES = "cpu, cuda, cuda:N, mps or auto"
 LEGACY_MODEL = {"verdict": False}  # what a config.json written before these fields existed meant
-LEGACY_TRAIN = {"stretch": 0.0, "negatives": 0.0}
+LEGACY_TRAIN = {"stretch": 0.0, "negatives": 0.0, "detach_target": False}
 
 
 def _check(condition: bool, message: str) -> None:
@@ -79,6 +80,8 @@ class TrainConfig:
     """Label smoothing of both cross-entropies."""
     consistency: float = 0.5
     """Weight of the agreement term: KL from the sum implied by the digit head to the sum head."""
+    detach_target: bool = False
+    """Stop the agreement term's gradient into the digit head (a comparison: objective.digitsum_loss)."""
     max_shift: int = 2
     """Random translation of training images, in pixels (0 disables it)."""
     stretch: float = 0.35
@@ -131,6 +134,25 @@ RECIPES: dict[str, dict] = {
     # tenth of the run: a warm-up of 0.15 measured 99.51% / 99.46% against 99.52% / 99.50% (3 seeds each).
     "fast": {"epochs": 3, "batch_size": 256, "lr": 8e-3, "max_shift": 1, "stretch": 0.0, "negatives": 0.0},
 }
+
+
+def pair(model_cfg: ModelConfig, cfg: TrainConfig) -> TrainConfig:
+    """The one rule joining a network and its training: a verdict head learns from synthetic non-digits.
+
+    A network with a verdict head needs ``cfg.negatives`` > 0 (a ConfigError otherwise: its verdict
+    would learn that everything is a digit); one without trains on none, so ``cfg`` comes back with
+    ``negatives`` 0, which config.json records as what the run used.
+    """
+    _check(not (model_cfg.verdict and cfg.negatives <= 0),
+           "a network with a verdict head learns it from synthetic non-digits, and this recipe trains on none "
+           "(negatives 0): give negatives > 0, or a network without one (ModelConfig(verdict=False))")
+    return cfg if model_cfg.verdict else replace(cfg, negatives=0.0)
+
+
+def model_for(cfg: TrainConfig, arch: str = ModelConfig.arch, fusion: str = ModelConfig.fusion) -> ModelConfig:
+    """The network ``digitsum train`` builds for a recipe: the default one has a verdict head exactly when the
+    recipe trains on non-digits (``pair``); the seed network never has one."""
+    return ModelConfig(arch=arch, fusion=fusion, verdict=arch == "default" and cfg.negatives > 0)
 
 
 def recipe(name: str, **overrides) -> TrainConfig:

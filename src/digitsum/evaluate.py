@@ -13,11 +13,13 @@ from dataclasses import dataclass
 
 import torch
 
-from .calibration import Calibration, expected_calibration_error
+from .calibration import Calibration, expected_calibration_error, fit
 from .config import NUM_DIGITS, NUM_NUMBERS
 from .mixture import TEST_NUMBER_SEED, NumberMixture, normalize
-from .model import DigitSumNet
+from .model import DigitSumNet, Logits
 from .runtime import evaluating
+
+BATCH_SIZE = 2000  # items per batch of inference
 
 
 @dataclass
@@ -29,6 +31,7 @@ class Outputs:
     digit_logits: torch.Tensor | None = None  # (N, 10)
     sum_logits: torch.Tensor | None = None  # (N, 19)
     is_digit_scores: torch.Tensor | None = None  # (N,) the verdict head's probability that each is a digit
+    is_digit: torch.Tensor | None = None  # (N,) bool: read as a digit by the calibration's rule
 
     @property
     def digits(self) -> torch.Tensor:
@@ -44,28 +47,34 @@ def model_device(model: torch.nn.Module) -> torch.device:
 
 
 @torch.inference_mode()
-def infer(model: DigitSumNet, mixture: NumberMixture, batch_size: int = 2000, start: int = 0,
-          stop: int | None = None, calibration: Calibration | None = None,
-          on_batch: Callable[[int], None] | None = None) -> Outputs:
-    """Logits and probabilities (with ``calibration``'s temperatures) for items ``start:stop`` of an
-    evaluation mixture, in evaluation mode (the model's own mode is put back afterwards). ``on_batch``
-    is told how many items each batch held (a progress bar)."""
+def infer(model: DigitSumNet, mixture: NumberMixture, start: int = 0, stop: int | None = None,
+          calibration: Calibration | None = None, on_batch: Callable[[int], None] | None = None) -> Outputs:
+    """Logits and probabilities (by ``calibration``'s rule) for items ``start:stop`` of an evaluation
+    mixture, in evaluation mode (the model's own mode is put back afterwards). ``on_batch`` is told how
+    many items each batch held (a progress bar)."""
     device = model_device(model)
-    calibration = calibration or Calibration()
     digit, total, verdict = [], [], []
     with evaluating(model):
-        for batch in mixture.batches(batch_size, start, stop):
-            outputs = model(batch.images.to(device), batch.numbers.to(device), with_verdict=model.has_verdict)
-            digit.append(outputs[0].float().cpu())
-            total.append(outputs[1].float().cpu())
-            if model.has_verdict:
-                verdict.append(torch.sigmoid(outputs[2].float()).cpu())
+        for batch in mixture.batches(BATCH_SIZE, start, stop):
+            outputs = model(batch.images.to(device), batch.numbers.to(device))  # Logits
+            digit.append(outputs.digit.float().cpu())
+            total.append(outputs.sum.float().cpu())
+            if outputs.verdict is not None:
+                verdict.append(outputs.verdict.float().cpu())
             if on_batch:
                 on_batch(len(batch.numbers))
-    digit_logits, sum_logits = torch.cat(digit), torch.cat(total)
-    return Outputs((digit_logits / calibration.digit_temperature).softmax(1),
-                   (sum_logits / calibration.sum_temperature).softmax(1), digit_logits, sum_logits,
-                   torch.cat(verdict) if verdict else None)
+    logits = Logits(torch.cat(digit), torch.cat(total), torch.cat(verdict) if verdict else None)
+    out = (calibration or Calibration()).apply(logits)
+    return Outputs(out.digit_probs, out.sum_probs, logits.digit, logits.sum, out.is_digit_scores, out.is_digit)
+
+
+def calibrate(model: DigitSumNet, mixture: NumberMixture, fitted_on: str) -> Calibration:
+    """Temperatures and the verdict's threshold fitted on an evaluation mixture (the validation split;
+    calibration.py), with ``fitted_on`` saying what it is."""
+    out = infer(model, mixture)
+    digits = mixture.labels
+    return fit((out.digit_logits, digits), (out.sum_logits, digits + mixture.numbers), out.is_digit_scores,
+               fitted_on)
 
 
 @torch.inference_mode()
@@ -139,5 +148,5 @@ def evaluate(model: DigitSumNet, test, calibration: Calibration | None = None,
                  "digit_ece": expected_calibration_error(out.digit_probs, mixture.labels),
                  "sum_ece": expected_calibration_error(out.sum_probs, mixture.labels + mixture.numbers)})
     if out.is_digit_scores is not None and calibration.is_digit_threshold is not None:
-        card["is_digit_rate"] = float((out.is_digit_scores >= calibration.is_digit_threshold).double().mean())
+        card["is_digit_rate"] = float(out.is_digit.double().mean())
     return card

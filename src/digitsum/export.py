@@ -10,8 +10,9 @@ Every export is run by onnxruntime against torch on check images before it is wr
 the file appears (atomically) only if the two agree. ``digitsum export`` checks on MNIST test
 images when they are at hand; a first-use export (below) and an export without MNIST check on
 seeded random images (the check is of arithmetic: both runtimes must compute the same logits).
-``load_onnx`` is the onnx runtime's entry point for ``predict.load_model``: an .onnx file as it
-is, or a checkpoint exported once to a cache named after its weights.
+``cached_export`` exports a checkpoint once to a cache named after its weights: what the CLI
+does, and says it does, for ``--runtime onnx`` with a checkpoint (inference never imports this
+module: the onnx runtime opens .onnx files only).
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .calibration import Calibration
 from .checkpoint import load_checkpoint
 from .config import NUM_NUMBERS
 from .errors import ExportError, OnnxError, require
@@ -57,33 +57,36 @@ def _quiet_exporter():
         logger.setLevel(level)
 
 
-class WithVerdict(torch.nn.Module):
-    """A network with a verdict head, answering all three outputs from ``forward`` (what the exporter traces)."""
+class Graph(torch.nn.Module):
+    """The network as the exporter traces it: its Logits as a plain tuple, the verdict's only when it has one.
+    (The one place that adapts the network's named result to the graph's outputs.)"""
 
     def __init__(self, model: torch.nn.Module):
         super().__init__()
         self.model = model
 
     def forward(self, images, numbers):
-        return self.model(images, numbers, with_verdict=True)
+        return tuple(t for t in self.model(images, numbers) if t is not None)
 
 
 def to_onnx(model: torch.nn.Module, metadata: dict[str, str] | None = None):
-    """The model (evaluation mode, on the CPU) as an ``onnx.ModelProto`` with a dynamic batch axis."""
+    """The model (evaluation mode, on the CPU) as an ``onnx.ModelProto`` with a dynamic batch axis.
+
+    An error the exporter raises for a model it cannot export (``torch.onnx.OnnxExporterError``) is an
+    ExportError; anything else is a bug and keeps its traceback."""
     require("onnx", "onnx", "ONNX export")
     require("onnxscript", "onnx", "ONNX export")
     verdict = getattr(model, "has_verdict", False)
-    model = copy.deepcopy(model).cpu().eval()
-    model = WithVerdict(model) if verdict else model
+    graph = Graph(copy.deepcopy(model).cpu().eval())
     outputs = list(OUTPUTS) + list(VERDICT_OUTPUT) * verdict
     example = (torch.zeros(2, 1, 28, 28), torch.zeros(2, dtype=torch.int64))  # batch 2: 0 and 1 get specialised
     batch = torch.export.Dim("batch")
     try:
         with _quiet_exporter():
-            program = torch.onnx.export(model, example, dynamo=True, verbose=False, opset_version=OPSET,
+            program = torch.onnx.export(graph, example, dynamo=True, verbose=False, opset_version=OPSET,
                                         input_names=list(INPUTS), output_names=outputs,
                                         dynamic_shapes=({0: batch}, {0: batch}))
-    except Exception as error:  # the exporter raises many types; all mean "this model did not export"
+    except torch.onnx.OnnxExporterError as error:
         first = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise ExportError(f"torch could not export the model to ONNX: {first}") from None
     proto = program.model_proto
@@ -99,8 +102,8 @@ def parity(model: torch.nn.Module, backend, images: torch.Tensor, numbers: torch
     x = normalize(images)  # (N, 1, 28, 28)
     model = copy.deepcopy(model).cpu().eval()
     with torch.inference_mode():
-        expected = [t.numpy() for t in model(x, numbers, with_verdict=model.has_verdict)]  # (N, 10), (N, 19)[, (N,)]
-    found = backend(x.numpy(), numbers.numpy())
+        expected = [t.numpy() for t in model(x, numbers) if t is not None]  # (N, 10), (N, 19)[, (N,)]
+    found = [t for t in backend(x.numpy(), numbers.numpy()) if t is not None]
     if len(found) != len(expected):
         return float("inf"), len(images)
     diff = max(float(np.abs(e - f).max()) for e, f in zip(expected, found, strict=True))
@@ -170,27 +173,21 @@ def default_onnx_cache(checkpoint_path: str | os.PathLike) -> Path:
     return cache_dir("onnx") / f"{digest}.onnx"
 
 
-def load_onnx(path: str | os.PathLike | None = None,
-              threads: int | None = None) -> tuple[OnnxBackend, dict, dict, Calibration]:
-    """(backend, config, metrics, calibration) for the onnx runtime. ``path`` is an .onnx file, used
-    as it is, or a checkpoint (run directory, .safetensors, None for the bundled model), exported
-    on first use to ``default_onnx_cache`` (a cached file that no longer loads is redone).
-    ``threads`` defaults to torch's thread count, so one setting (``--threads``) serves both runtimes."""
-    threads = torch.get_num_threads() if threads is None else threads
-    if path is not None and Path(path).suffix == ".onnx":
-        backend = OnnxBackend(path, threads)
-        calibration = Calibration.from_dict(backend.metadata("calibration"))
-        return backend, backend.metadata("config"), backend.metadata("metrics"), calibration
+def cached_export(path: str | os.PathLike | None = None) -> tuple[Path, bool]:
+    """(an .onnx file of the checkpoint at ``path``, whether it was exported now). ``path`` is a run
+    directory, a .safetensors file or None for the bundled model; its export is kept in
+    ``default_onnx_cache`` and made (checked on seeded random images) when that file is missing or no
+    longer loads."""
     checkpoint = load_checkpoint(path)
-    described = (checkpoint.config, checkpoint.metrics, checkpoint.calibration)
     cache = default_onnx_cache(checkpoint.path)
     if cache.is_file():
         with contextlib.suppress(OnnxError):
-            return OnnxBackend(cache, threads), *described
+            OnnxBackend(cache, threads=1)
+            return cache, False
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise ExportError(f"cannot create the ONNX cache folder {cache.parent}: {error.strerror}") from None
     images, numbers, _ = random_check_batch()
     export_onnx(checkpoint.model, cache, images, numbers, describe(checkpoint))
-    return OnnxBackend(cache, threads), *described
+    return cache, True

@@ -9,7 +9,8 @@ A run directory (and a checkpoint, which is its model part) holds:
 * ``resume/``: while the run is in progress, its resumable states.
 
 Every file is written to a temporary name in the same folder, then renamed, so that readers
-see the old file or the new one, never half of one.
+see the old file or the new one, never half of one. ``read_json`` reads one of these JSON files
+back, for checkpoints, resuming and reports alike.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from .errors import WriteError
+from .errors import CheckpointError, WriteError
 
 CONFIG, WEIGHTS, HISTORY, METRICS = "config.json", "model.safetensors", "metrics.jsonl", "metrics.json"
 CALIBRATION, RESUME = "calibration.json", "resume"
@@ -72,3 +73,24 @@ def _remove(tmp: str) -> None:
 def atomic_write_json(path: str | os.PathLike, value) -> None:
     """Write ``value`` as indented JSON, atomically."""
     atomic_write_bytes(path, (json.dumps(value, indent=2, sort_keys=False) + "\n").encode())
+
+
+def read_bytes(path: Path, what: str) -> bytes:
+    """The bytes of ``path``; CheckpointError naming it as ``what`` (such as "run config") if it cannot be read."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise CheckpointError(f"{what} {path} not found") from None
+    except OSError as error:
+        raise CheckpointError(f"cannot read {what} {path}: {error.strerror}") from None
+
+
+def read_json(path: Path, what: str) -> dict:
+    """The JSON object in ``path``; CheckpointError naming it as ``what``, with the reason, if it is not one."""
+    try:
+        value = json.loads(read_bytes(path, what))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{what} {path} is not valid JSON ({error})") from None
+    if not isinstance(value, dict):
+        raise CheckpointError(f"{what} {path} is not a JSON object")
+    return value

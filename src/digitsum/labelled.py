@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from .evaluate import metrics
-from .manifest import MANIFEST_NUMBER_SEED, Row, check_digit, predict_rows
+from .manifest import MANIFEST_NUMBER_SEED, Failed, Predicted, Row, check_digit, predict_rows
 from .mixture import fixed_numbers
 from .predict import Predictor
 
@@ -30,13 +30,21 @@ def rank_confusions(pairs: Counter, k: int = CONFUSIONS) -> list[dict]:
     return [{"digit": d, "read_as": p, "count": c} for (d, p), c in ranked[:k]]
 
 
+@dataclass(frozen=True)
+class Misread:
+    """A row whose digit or sum the model read wrong, with its true digit."""
+
+    row: Predicted
+    true_digit: int
+
+
 @dataclass
 class ManifestReport:
     """What ``evaluate_manifest`` found."""
 
     metrics: dict  # n, digit_accuracy, sum_accuracy, consistency, per_digit_accuracy, confusions, failed, ...
-    misread: list[dict]  # one record per row whose digit or sum is wrong, with the truth
-    failed: list[dict]  # one error record per row that could not be read
+    misread: list[Misread]  # each row whose digit or sum is wrong, with the truth
+    failed: list[Failed]  # each row that could not be read
 
 
 def row_numbers(rows: list[Row]) -> list:
@@ -50,20 +58,20 @@ def evaluate_manifest(predictor: Predictor, rows: list[Row],
                       on_batch: Callable[[int], None] | None = None) -> ManifestReport:
     """Predict every labelled row and score the ones that could be read."""
     numbers = row_numbers(rows)
-    read, misread, failed = [], [], []
+    read, misread, failed = [], [], []  # read: (row result, true digit)
     for row, answer in zip(rows, predict_rows(predictor, rows, numbers, on_batch=on_batch), strict=True):
-        if "error" in answer:
+        if isinstance(answer, Failed):
             failed.append(answer)
             continue
-        rec = {**answer, "true_digit": check_digit(row.fields["digit"])}
-        read.append(rec)
-        if rec["digit"] != rec["true_digit"] or rec["sum"] != rec["true_digit"] + rec["number"]:
-            misread.append(rec)
-    truth, digits, sums, numbers_read = (torch.tensor([r[k] for r in read], dtype=torch.long)
-                                         for k in ("true_digit", "digit", "sum", "number"))
+        truth, p = check_digit(row.fields["digit"]), answer.prediction
+        read.append((answer, truth))
+        if p.digit != truth or p.sum != truth + answer.number:
+            misread.append(Misread(answer, truth))
+    columns = [[t, a.prediction.digit, a.prediction.sum, a.number] for a, t in read]
+    truth, digits, sums, numbers_read = torch.tensor(columns, dtype=torch.long).reshape(-1, 4).T  # (N,) each
     card = metrics(digits, sums, truth, numbers_read) if read else {"n": 0}
-    pairs = Counter((r["true_digit"], r["digit"]) for r in read if r["digit"] != r["true_digit"])
+    pairs = Counter((t, a.prediction.digit) for a, t in read if a.prediction.digit != t)
     card["confusions"] = rank_confusions(pairs)
-    card["is_digit_rate"] = sum(r["is_digit"] for r in read) / len(read) if read else float("nan")
+    card["is_digit_rate"] = sum(a.prediction.is_digit for a, _ in read) / len(read) if read else float("nan")
     card["failed"] = len(failed)
     return ManifestReport(card, misread, failed)

@@ -4,7 +4,7 @@ A manifest has a header naming its columns (others are ignored); image paths are
 the manifest's folder, or absolute. ``digitsum predict --manifest`` needs ``image,number``;
 ``digitsum evaluate --manifest`` needs ``image,digit`` and takes ``number`` when it is there
 (else numbers fixed by a seed). The model runs on batches of the rows that preprocess cleanly;
-every row gets a record, in order, and a bad row never stops the others.
+every row gets a result, in order: ``Predicted`` or ``Failed``; a bad row never stops the others.
 """
 
 from __future__ import annotations
@@ -68,16 +68,22 @@ def read_manifest(path: str | os.PathLike, columns: tuple[str, ...] = PREDICT_CO
     return rows
 
 
-def record(image: str, number, prediction: Prediction) -> dict:
-    """The JSON object digitsum prints for one prediction."""
-    return {"image": image, "number": number, "digit": prediction.digit, "sum": prediction.sum,
-            "digit_probability": prediction.digit_probability, "sum_probability": prediction.sum_probability,
-            "is_digit": prediction.is_digit, "is_digit_score": prediction.is_digit_score}
+@dataclass(frozen=True)
+class Predicted:
+    """A row the model read: its image as written, its number and the prediction."""
+
+    image: str
+    number: int
+    prediction: Prediction
 
 
-def error_record(image: str, number, error: Exception) -> dict:
-    """The JSON object digitsum prints for a row that failed."""
-    return {"image": image, "number": number, "error": str(error)}
+@dataclass(frozen=True)
+class Failed:
+    """A row that could not be read: its image and number as written, and why."""
+
+    image: str
+    number: int | str
+    error: str
 
 
 def check_digit(value: str) -> int:
@@ -88,16 +94,17 @@ def check_digit(value: str) -> int:
 
 
 def predict_rows(predictor: Predictor, rows: list[Row], numbers: list | None = None,
-                 batch_size: int = BATCH_SIZE, on_batch: Callable[[int], None] | None = None) -> Iterator[dict]:
-    """One record per row, in order; the model runs once per batch of up to ``batch_size`` rows.
+                 batch_size: int = BATCH_SIZE,
+                 on_batch: Callable[[int], None] | None = None) -> Iterator[Predicted | Failed]:
+    """One result per row, in order; the model runs once per batch of up to ``batch_size`` rows.
 
     ``numbers`` gives each row's number (default: its ``number`` field). A row whose image, number
-    (or, when it has one, digit label) is unusable gets an error record. ``on_batch`` is told how
-    many rows each batch held (a progress bar).
+    (or, when it has one, digit label) is unusable is ``Failed``. ``on_batch`` is told how many rows
+    each batch held (a progress bar).
     """
     for start in range(0, len(rows), batch_size):
         chunk = rows[start : start + batch_size]
-        done: dict[int, dict] = {}
+        done: dict[int, Predicted | Failed] = {}
         good, images, checked = [], [], []
         for i, row in enumerate(chunk):
             written = row.fields.get("number", "") if numbers is None else numbers[start + i]
@@ -109,14 +116,14 @@ def predict_rows(predictor: Predictor, rows: list[Row], numbers: list | None = N
                     check_digit(row.fields["digit"])
                 images.append(load_digit(row.path))  # (28, 28) uint8
             except InputError as error:
-                done[i] = error_record(row.image, _as_written(written), error)
+                done[i] = Failed(row.image, _as_written(written), str(error))
                 continue
             good.append(i)
             checked.append(number)
         if good:
             predictions = predictor.predict_arrays(np.stack(images), checked, batch_size)
             for i, number, prediction in zip(good, checked, predictions, strict=True):
-                done[i] = record(chunk[i].image, number, prediction)
+                done[i] = Predicted(chunk[i].image, number, prediction)
         if on_batch:
             on_batch(len(chunk))
         yield from (done[i] for i in range(len(chunk)))

@@ -59,11 +59,17 @@ class Batch:
     sums: torch.Tensor  # (B,) int64, 0-18; IGNORE for a non-digit
     real: torch.Tensor | None = None  # (B,) bool: a digit (True) or a synthetic non-digit; None: all digits
 
+    def to(self, device: torch.device) -> Batch:
+        """The batch on ``device``, its images channels-last (oneDNN's fastest CPU layout)."""
+        return Batch(self.images.to(device, memory_format=torch.channels_last), self.numbers.to(device),
+                     self.digits.to(device), self.sums.to(device), None if self.real is None else self.real.to(device))
+
 
 class NumberMixture:
     """MNIST images with numbers: fixed numbers for evaluation, redrawn ones for training."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, numbers: torch.Tensor | None = None):
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, numbers: torch.Tensor | None = None,
+                 negatives: torch.Tensor | None = None):
         if images.dtype != torch.uint8 or images.shape[1:] != (28, 28):
             raise ValueError(f"images must be uint8 (N, 28, 28), got {images.dtype} {tuple(images.shape)}")
         if len(labels) != len(images) or (numbers is not None and len(numbers) != len(images)):
@@ -71,7 +77,7 @@ class NumberMixture:
         self.images = images  # (N, 28, 28) uint8
         self.labels = labels  # (N,) int64
         self.numbers = numbers  # (N,) int64 or None: drawn per epoch
-        self.negatives: torch.Tensor | None = None  # (M, 28, 28) uint8 synthetic non-digits, for training
+        self.negatives = negatives  # (M, 28, 28) uint8 synthetic non-digits to train on, or None
 
     @classmethod
     def fixed(cls, images: torch.Tensor, labels: torch.Tensor, seed: int) -> NumberMixture:
@@ -102,31 +108,30 @@ class NumberMixture:
             idx = torch.arange(i, min(i + batch_size, stop))
             yield self._batch(idx, self.numbers[idx])
 
-    def epoch_batches(
-        self, epoch: int, seed: int, batch_size: int, max_shift: int = 0, rank: int = 0, world_size: int = 1,
-        stretch_share: float = 0.0, negative_share: float = 0.0,
-    ) -> Iterator[Batch]:
-        """Epoch ``epoch``'s shuffled batches with fresh numbers (and shifts, stretches and non-digits).
+    def epoch_batches(self, epoch: int, cfg: TrainConfig, rank: int = 0, world_size: int = 1) -> Iterator[Batch]:
+        """Epoch ``epoch``'s shuffled batches with fresh numbers (and shifts, stretches and non-digits), as
+        ``cfg`` sets them: its seed, its (global) batch size, ``max_shift``, ``stretch`` and ``negatives``.
 
         Every rank draws the same permutation, numbers and augmentations; rank ``r`` of
         ``world_size`` takes items ``r, r + W, r + 2W, ...`` of each global batch of
-        ``batch_size * world_size`` items, so the global batch is the same whatever W is.
-        ``stretch_share`` of the digits are stretched toward their box (augment.py); with
-        ``negative_share``, that many non-digits per digit are drawn from ``self.negatives`` and
-        appended to each batch, with ``real`` False and IGNORE targets.
+        ``cfg.batch_size`` items, so the global batch is the same whatever W is.
+        ``cfg.stretch`` of the digits are stretched toward their box (augment.py); with
+        ``cfg.negatives``, that many non-digits per digit are drawn from the mixture's bank of
+        non-digits and appended to each batch, with ``real`` False and IGNORE targets.
         """
+        seed, max_shift, negative_share = cfg.seed, cfg.max_shift, cfg.negatives
         g, extra = epoch_generator(seed, epoch), augment_generator(seed, epoch)
         n = len(self)
         order = torch.randperm(n, generator=g)
         numbers = torch.randint(0, NUM_NUMBERS, (n,), generator=g)
-        global_batch = batch_size * world_size
+        global_batch = cfg.batch_size // world_size * world_size
         bank = self.negatives if negative_share > 0 else None
         k = round(negative_share * global_batch) if bank is not None else 0
         mine = slice(rank, None, world_size)
         for i in range(0, n - global_batch + 1 if n >= global_batch else 1, global_batch):
             chunk = torch.arange(i, min(i + global_batch, n))
             offsets = draw_shifts(len(chunk), max_shift, g)  # drawn for the global batch: the same on every rank
-            stretches = draw_stretches(len(chunk), stretch_share, extra)
+            stretches = draw_stretches(len(chunk), cfg.stretch, extra)
             idx = order[chunk][mine]
             images = self.images[idx]
             if stretches is not None:

@@ -5,10 +5,20 @@ The sum is a learned output of the network, never computed as argmax(digit) + nu
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import nn
 
 from .config import NUM_DIGITS, NUM_NUMBERS, NUM_SUMS, ModelConfig
+
+
+class Logits(NamedTuple):
+    """What a network returns for a batch: its logits, by name (torch tensors, or numpy arrays from a backend)."""
+
+    digit: torch.Tensor  # (B, 10)
+    sum: torch.Tensor  # (B, 19)
+    verdict: torch.Tensor | None = None  # (B,) "this is a digit"; None for a network without a verdict head
 
 
 class DigitSumNet(nn.Module):
@@ -45,13 +55,11 @@ class DigitSumNet(nn.Module):
         """(B, F) features -> (B,) logits of "this is a digit" (only for a network with a verdict head)."""
         return self.verdict_head(features).squeeze(1)
 
-    def forward(self, images: torch.Tensor, numbers: torch.Tensor, with_verdict: bool = False):
-        """(digit logits (B, 10), sum logits (B, 19)), and the verdict logits (B,) too with ``with_verdict``."""
+    def forward(self, images: torch.Tensor, numbers: torch.Tensor) -> Logits:
+        """(B, 1, 28, 28) images and (B,) numbers -> Logits: digit (B, 10), sum (B, 19), verdict (B,) or None."""
         features = self.features(images)
         digit_logits, sum_logits = self.heads(features, numbers)
-        if with_verdict:
-            return digit_logits, sum_logits, self.verdict(features)
-        return digit_logits, sum_logits
+        return Logits(digit_logits, sum_logits, self.verdict(features) if self.has_verdict else None)
 
 
 class FusedNet(DigitSumNet):
@@ -67,9 +75,10 @@ class FusedNet(DigitSumNet):
     first epoch (benchmarks/RESULTS.md, "The default's choices").
     """
 
-    def __init__(self, image_branch: nn.Module, number_branch: nn.Embedding, fusion: nn.Linear, width: int,
-                 feature_dim: int, product: bool, verdict: bool):
-        super().__init__(image_branch, number_branch, fusion, width, feature_dim, verdict)
+    def __init__(self, image_branch: nn.Module, number_branch: nn.Embedding, fusion: nn.Linear, hidden: int,
+                 product: bool, verdict: bool):
+        super().__init__(image_branch, number_branch, fusion, hidden, hidden, verdict)  # features and fused: hidden
+        feature_dim = hidden
         self.digit_head = nn.Linear(feature_dim, NUM_DIGITS)
         self.product = product
 
@@ -128,8 +137,7 @@ def build_default(cfg: ModelConfig) -> DigitSumNet:
     product = cfg.fusion == "product"
     embedding = cfg.hidden if product else cfg.embedding  # a product scales each fused unit
     fusion = nn.Linear(cfg.hidden + NUM_DIGITS + (0 if product else embedding), cfg.hidden)
-    return FusedNet(image_branch, nn.Embedding(NUM_NUMBERS, embedding), fusion, cfg.hidden, cfg.hidden, product,
-                    cfg.verdict)
+    return FusedNet(image_branch, nn.Embedding(NUM_NUMBERS, embedding), fusion, cfg.hidden, product, cfg.verdict)
 
 
 def build_seed() -> DigitSumNet:

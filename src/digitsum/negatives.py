@@ -139,3 +139,9 @@ def make_negatives(count: int, images: torch.Tensor, labels: torch.Tensor, seed:
                 out[i] = image
                 break
     return torch.from_numpy(out)
+
+
+def training_bank(images: torch.Tensor, labels: torch.Tensor, share: float, seed: int) -> torch.Tensor:
+    """The bank of non-digits a training run draws from: as many as one epoch uses (``share`` per training
+    digit of ``images`` (N, 28, 28) with ``labels`` (N,)), up to BANK, from the run's ``seed``."""
+    return make_negatives(min(BANK, max(1, round(share * len(images)))), images, labels, seed)

@@ -1,11 +1,11 @@
 """onnxruntime as a digitsum backend: an exported graph as a function of numpy arrays.
 
 ``OnnxBackend`` has the call signature of ``predict.TorchBackend``: normalised images
-float32 (N, 1, 28, 28) and numbers int64 (N,) in, digit logits (N, 10) and sum logits
-(N, 19) out, and the verdict's logits (N,) from a graph that has them. It runs on the CPU
+float32 (N, 1, 28, 28) and numbers int64 (N,) in, ``Logits`` out: digit (N, 10), sum (N, 19),
+and the verdict's (N,) from a graph that has them (else None). It runs on the CPU
 with explicit thread settings, and refuses, with one line naming the file, a file that is
 unreadable, is not ONNX, or is not a digitsum graph. onnxruntime is imported only when a
-backend is built.
+backend is built. It opens .onnx files only: making one from a checkpoint is export.py's job.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .calibration import Calibration
 from .errors import ConfigError, OnnxError, require
+from .model import Logits
 
 # name -> (element type, shape after the batch axis), as onnxruntime reports them
 INPUTS = {"image": ("tensor(float)", [1, 28, 28]), "number": ("tensor(int64)", [])}
@@ -109,11 +111,11 @@ class OnnxBackend:
                             "export one with digitsum export") from None
         self.outputs = _check_signature(self.session, self.name)
 
-    def __call__(self, images: np.ndarray, numbers: np.ndarray) -> tuple[np.ndarray, ...]:
-        """images float32 (N, 1, 28, 28) normalised, numbers int64 (N,) -> logits (N, 10), (N, 19)[, (N,)]."""
+    def __call__(self, images: np.ndarray, numbers: np.ndarray) -> Logits:
+        """images float32 (N, 1, 28, 28) normalised, numbers int64 (N,) -> Logits (N, 10), (N, 19), (N,) or None."""
         feeds = {"image": np.ascontiguousarray(images, dtype=np.float32),
                  "number": np.ascontiguousarray(numbers, dtype=np.int64)}
-        return tuple(self.session.run(self.outputs, feeds))
+        return Logits(*self.session.run(self.outputs, feeds))
 
     def metadata(self, key: str) -> dict:
         """The JSON object stored under ``digitsum.<key>`` in the graph's metadata ({} if absent)."""
@@ -123,3 +125,16 @@ class OnnxBackend:
         except json.JSONDecodeError:
             raise OnnxError(f"{self.name}: its digitsum.{key} metadata is not valid JSON") from None
         return value if isinstance(value, dict) else {}
+
+
+def open_onnx(path: str | os.PathLike, threads: int | None = None) -> tuple[OnnxBackend, dict, dict, Calibration]:
+    """(backend, config, metrics, calibration) of an .onnx file that ``digitsum export`` wrote (the last three
+    from its metadata). ``threads`` defaults to torch's thread count, so one setting (``--threads``) serves
+    both runtimes."""
+    if threads is None:
+        import torch
+
+        threads = torch.get_num_threads()
+    backend = OnnxBackend(path, threads)
+    calibration = Calibration.from_dict(backend.metadata("calibration"))
+    return backend, backend.metadata("config"), backend.metadata("metrics"), calibration

@@ -1,10 +1,11 @@
 """Predictions on people's images: ``load_model()`` returns a Predictor.
 
-A Predictor pairs a backend (a function from normalised images and numbers to logits)
-with the checkpoint's config, metrics and calibration. Every image goes through
-``preprocess`` to become a 28x28 MNIST-style digit; ``predict_arrays`` is the batched core
-the others use. Probabilities are calibrated (calibration.py), and each prediction says
-whether the image is a digit at all (``is_digit``, with the verdict's probability behind it).
+A Predictor pairs a backend (a function from normalised images and numbers to ``Logits``:
+torch here, or onnxruntime on an .onnx file) with the checkpoint's config, metrics and
+calibration. Every image goes through ``preprocess`` to become a 28x28 MNIST-style digit;
+``predict_arrays`` is the batched core the others use. Probabilities are calibrated, and each
+prediction says whether the image is a digit at all (``is_digit``, with the verdict's probability
+behind it), by the calibration's one rule (``Calibration.apply``, calibration.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numbers as _numbers
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,7 +25,7 @@ from .checkpoint import load_checkpoint
 from .errors import ConfigError, InputError
 from .evaluate import model_device
 from .mixture import normalize
-from .model import DigitSumNet
+from .model import DigitSumNet, Logits
 from .preprocess import load_digit
 
 BATCH_SIZE = 256
@@ -64,7 +66,7 @@ def check_number(value) -> int:
 
 
 class TorchBackend:
-    """A DigitSumNet as a function of numpy arrays: (images, numbers) -> (digit logits, sum logits[, verdict])."""
+    """A DigitSumNet as a function of numpy arrays: (images, numbers) -> Logits of numpy arrays."""
 
     def __init__(self, model: DigitSumNet):
         # A copy in channels-last, oneDNN's fastest CPU layout (benchmarks/RESULTS.md, inference section):
@@ -72,27 +74,21 @@ class TorchBackend:
         self.model = copy.deepcopy(model).eval().to(memory_format=torch.channels_last)
         self.device = model_device(model)
 
-    def __call__(self, images: np.ndarray, numbers: np.ndarray) -> tuple[np.ndarray, ...]:
-        """images float32 (N, 1, 28, 28) normalised, numbers int64 (N,) -> logits (N, 10), (N, 19), and the
-        verdict's logits (N,) for a network with a verdict head."""
+    def __call__(self, images: np.ndarray, numbers: np.ndarray) -> Logits:
+        """images float32 (N, 1, 28, 28) normalised, numbers int64 (N,) -> Logits: (N, 10), (N, 19), and the
+        verdict's (N,) for a network with a verdict head (else None)."""
         with torch.inference_mode():
             x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
             x = x.to(self.device, memory_format=torch.channels_last)  # (N, 1, 28, 28)
             n = torch.from_numpy(np.ascontiguousarray(numbers, dtype=np.int64)).to(self.device)
-            outputs = self.model(x, n, with_verdict=self.model.has_verdict)
-        return tuple(o.float().cpu().numpy() for o in outputs)
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits.astype(np.float64) - logits.max(1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(1, keepdims=True)
+            outputs = self.model(x, n)
+        return Logits(*(None if o is None else o.float().cpu().numpy() for o in outputs))
 
 
 class Predictor:
     """A model ready for people's images: ``predict``, ``predict_batch`` and ``predict_arrays``."""
 
-    def __init__(self, backend: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, ...]],
+    def __init__(self, backend: Callable[[np.ndarray, np.ndarray], Logits],
                  config: dict, metrics: dict, calibration: Calibration | None = None):
         self.backend = backend
         self.config = config
@@ -124,16 +120,14 @@ class Predictor:
         for i in range(0, len(images28), batch_size):
             chunk = images28[i : i + batch_size]  # (B, 28, 28)
             x = normalize(torch.from_numpy(chunk)).numpy()  # (B, 1, 28, 28), as in training
-            logits = self.backend(x, numbers[i : i + batch_size])  # (B, 10), (B, 19)[, (B,)]
-            c = self.calibration
-            digit_probs = _softmax(logits[0] / c.digit_temperature)  # (B, 10)
-            sum_probs = _softmax(logits[1] / c.sum_temperature)  # (B, 19)
-            scores = 1 / (1 + np.exp(-logits[2].astype(np.float64))) if len(logits) > 2 else None  # (B,)
-            for j in range(len(chunk)):
-                score = None if scores is None else float(scores[j])
-                is_digit = score is None or c.is_digit_threshold is None or score >= c.is_digit_threshold
-                out.append(Prediction(int(digit_probs[j].argmax()), int(sum_probs[j].argmax()),
-                                      digit_probs[j].tolist(), sum_probs[j].tolist(), chunk[j].copy(), is_digit, score))
+            logits = self.backend(x, numbers[i : i + batch_size])  # Logits: (B, 10), (B, 19), (B,) or None
+            c = self.calibration.apply(Logits(*(None if t is None else torch.from_numpy(t) for t in logits)),
+                                       torch.float64)
+            scores = [None] * len(chunk) if c.is_digit_scores is None else c.is_digit_scores.tolist()
+            rows = zip(c.digit_probs.argmax(1).tolist(), c.sum_probs.argmax(1).tolist(), c.digit_probs.tolist(),
+                       c.sum_probs.tolist(), chunk, c.is_digit.tolist(), scores, strict=True)
+            out += [Prediction(d, s, dp, sp, image.copy(), is_digit, score)
+                    for d, s, dp, sp, image, is_digit, score in rows]
         return out
 
 
@@ -146,12 +140,15 @@ def _torch_predictor(path, device) -> Predictor:
 
 
 def _onnx_predictor(path, device) -> Predictor:
-    """onnxruntime on the CPU: ``path`` is an .onnx file, or a checkpoint exported to a cache on first use."""
-    from .export import load_onnx
+    """onnxruntime on the CPU, for an .onnx file (``digitsum export`` turns a checkpoint into one)."""
+    from .onnx_runtime import open_onnx
 
     if str(device) != "cpu":
         raise ConfigError(f"the onnx runtime runs on the CPU, not {device}; use device cpu or runtime torch")
-    return Predictor(*load_onnx(path))
+    if path is None or Path(path).suffix != ".onnx":
+        raise ConfigError(f"the onnx runtime runs .onnx files, and {path or 'the bundled model'} is a checkpoint: "
+                          "export it first (digitsum export), or use runtime torch")
+    return Predictor(*open_onnx(path))
 
 
 # The runtimes load_model knows: name -> function (path, device) -> Predictor.

@@ -11,11 +11,11 @@ meets alike (a bad flag) is printed by rank 0 alone.
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 
 from .. import __version__
 from ..errors import DigitsumError
+from ..launch import env_rank
 from .common import Parser, UsageError
 
 # Sub-command modules, in the order --help lists them.
@@ -35,7 +35,7 @@ def build_parser() -> Parser:
 
 def is_rank_zero() -> bool:
     """Whether this process prints errors every rank shares: rank 0 of torchrun, or the only process."""
-    return os.environ.get("RANK", "0") == "0"
+    return env_rank() == 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,6 +31,27 @@ def add_checkpoint(p: argparse.ArgumentParser, onnx: bool = False) -> None:
                        help="inference runtime (default: torch)")
 
 
+def load_predictor(command: str, checkpoint: str | None, runtime: str):
+    """``predict.load_model`` for a sub-command. The onnx runtime opens .onnx files; given a checkpoint, it
+    runs the checkpoint's ONNX export, made once into the user cache (``export.cached_export``), and says so
+    on stderr when it makes one."""
+    from ..predict import load_model
+
+    if runtime == "onnx" and not str(checkpoint or "").endswith(".onnx"):
+        import sys
+
+        from ..errors import require
+        from ..export import cached_export
+
+        require("onnxruntime", "onnx", "the onnx runtime")  # before anything is exported
+        path, exported = cached_export(checkpoint)
+        if exported:
+            print(f"digitsum {command}: exported {checkpoint or 'the bundled model'} to ONNX for the onnx runtime: "
+                  f"{path} (digitsum export writes one where you choose)", file=sys.stderr)
+        checkpoint = str(path)
+    return load_model(checkpoint, runtime)
+
+
 def int_in(low: int, high: int | None = None):
     """argparse type: an integer from ``low`` to ``high`` (no upper bound when None)."""
 
@@ -101,10 +122,11 @@ class NoBar:
 def progress(total: int, description: str, quiet: bool = False, unit: str = "it", initial: int = 0):
     """A tqdm progress bar on stderr when it is a terminal (and not ``quiet``, and this is rank 0 under
     torchrun); otherwise a NoBar, so that piped output stays as it was."""
-    import os
     import sys
 
-    if quiet or not sys.stderr.isatty() or os.environ.get("RANK", "0") != "0":
+    from ..launch import env_rank
+
+    if quiet or not sys.stderr.isatty() or env_rank() != 0:
         return NoBar()
     from tqdm import tqdm
 

@@ -6,7 +6,7 @@ import csv
 import json
 import sys
 
-from .common import add_checkpoint, add_data_dir, add_quiet, format_metrics, progress
+from .common import add_checkpoint, add_data_dir, add_quiet, format_metrics, load_predictor, progress
 
 ERROR_COLUMNS = ("image", "digit", "number", "predicted_digit", "predicted_sum", "digit_probability",
                  "sum_probability", "is_digit", "is_digit_score")
@@ -62,17 +62,16 @@ def run_manifest(args) -> int:
     from ..files import atomic_write_bytes
     from ..labelled import evaluate_manifest
     from ..manifest import EVALUATE_COLUMNS, read_manifest
-    from ..predict import load_model
 
     rows = read_manifest(args.manifest, EVALUATE_COLUMNS)
-    predictor = load_model(args.checkpoint, args.runtime)
+    predictor = load_predictor("evaluate", args.checkpoint, args.runtime)
     bar = progress(len(rows), "evaluate", args.quiet, unit="image")
     try:
         report = evaluate_manifest(predictor, rows, on_batch=bar.update)
     finally:
         bar.close()
-    for rec in report.failed:
-        print(f"{rec['image']}: error: {rec['error']}", file=sys.stderr)
+    for failed in report.failed:
+        print(f"{failed.image}: error: {failed.error}", file=sys.stderr)
     if args.errors:
         atomic_write_bytes(args.errors, errors_csv(report.misread).encode())
     m = report.metrics
@@ -85,17 +84,18 @@ def run_manifest(args) -> int:
     return 1 if report.failed else 0
 
 
-def errors_csv(misread: list[dict]) -> str:
+def errors_csv(misread: list) -> str:
     """The misread rows as CSV text, one per row, with the truth and the prediction."""
     import io
 
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(ERROR_COLUMNS)
-    for r in misread:
-        score = "" if r["is_digit_score"] is None else f"{r['is_digit_score']:.6f}"
-        writer.writerow([r["image"], r["true_digit"], r["number"], r["digit"], r["sum"],
-                         f"{r['digit_probability']:.6f}", f"{r['sum_probability']:.6f}", r["is_digit"], score])
+    for m in misread:  # labelled.Misread
+        p = m.row.prediction
+        score = "" if p.is_digit_score is None else f"{p.is_digit_score:.6f}"
+        writer.writerow([m.row.image, m.true_digit, m.row.number, p.digit, p.sum,
+                         f"{p.digit_probability:.6f}", f"{p.sum_probability:.6f}", p.is_digit, score])
     return out.getvalue()
 
 

@@ -7,7 +7,7 @@ import json
 import sys
 
 from ..errors import ConfigError
-from .common import add_checkpoint, add_quiet, progress
+from .common import add_checkpoint, add_quiet, load_predictor, progress
 
 
 def number_arg(value: str) -> int:
@@ -38,35 +38,33 @@ def add(sub) -> None:
 
 
 def run(args) -> int:
-    from ..predict import load_model
-
     if args.manifest is not None:
         if args.image is not None or args.number is not None:
             raise ConfigError("give either IMAGE --number N, or --manifest FILE.csv, not both")
         return run_manifest(args)
     if args.image is None or args.number is None:
         raise ConfigError("give an IMAGE and --number N (or --manifest FILE.csv)")
-    from ..manifest import record
+    from ..manifest import Predicted
     from ..preprocess import load_digit
 
     digit = load_digit(args.image)  # (28, 28): a bad image fails before the model loads
-    prediction = load_model(args.checkpoint, args.runtime).predict_arrays(digit[None], [args.number])[0]
-    print_record(record(args.image, args.number, prediction), args.json)
+    predictor = load_predictor("predict", args.checkpoint, args.runtime)
+    prediction = predictor.predict_arrays(digit[None], [args.number])[0]
+    print_answer(Predicted(args.image, args.number, prediction), args.json)
     return 0
 
 
 def run_manifest(args) -> int:
-    from ..manifest import predict_rows, read_manifest
-    from ..predict import load_model
+    from ..manifest import Failed, predict_rows, read_manifest
 
     rows = read_manifest(args.manifest)
-    predictor = load_model(args.checkpoint, args.runtime)
+    predictor = load_predictor("predict", args.checkpoint, args.runtime)
     failed = 0
     bar = progress(len(rows), "predict", args.quiet, unit="image")
     try:
-        for rec in predict_rows(predictor, rows, on_batch=bar.update):
-            failed += "error" in rec
-            print_record(rec, args.json)
+        for answer in predict_rows(predictor, rows, on_batch=bar.update):
+            failed += isinstance(answer, Failed)
+            print_answer(answer, args.json)
     finally:
         bar.close()
     if failed:
@@ -74,16 +72,22 @@ def run_manifest(args) -> int:
     return 1 if failed else 0
 
 
-def print_record(rec: dict, as_json: bool) -> None:
-    """One line per image: JSON, or ``image + n: digit d (p%), sum s (p%)`` for humans (``not a digit (best
-    guess d, p%)`` when the image does not look like one)."""
+def print_answer(answer, as_json: bool) -> None:
+    """One line per image (a manifest.Predicted or Failed): JSON, or ``image + n: digit d (p%), sum s (p%)`` for
+    humans (``not a digit (best guess d, p%)`` when the image does not look like one)."""
+    from ..answers import answer_json
+    from ..manifest import Failed
+
     if as_json:
-        print(json.dumps(rec), flush=True)
-    elif "error" in rec:
-        print(f"{rec['image']} + {rec['number']}: error: {rec['error']}", flush=True)
-    elif not rec["is_digit"]:
-        print(f"{rec['image']} + {rec['number']}: not a digit (best guess {rec['digit']}, "
-              f"{100 * rec['digit_probability']:.0f}%)", flush=True)
+        print(json.dumps(answer_json(answer)), flush=True)
+        return
+    head = f"{answer.image} + {answer.number}"
+    if isinstance(answer, Failed):
+        print(f"{head}: error: {answer.error}", flush=True)
+        return
+    p = answer.prediction
+    if not p.is_digit:
+        print(f"{head}: not a digit (best guess {p.digit}, {100 * p.digit_probability:.0f}%)", flush=True)
     else:
-        print(f"{rec['image']} + {rec['number']}: digit {rec['digit']} ({100 * rec['digit_probability']:.1f}%), "
-              f"sum {rec['sum']} ({100 * rec['sum_probability']:.1f}%)", flush=True)
+        print(f"{head}: digit {p.digit} ({100 * p.digit_probability:.1f}%), "
+              f"sum {p.sum} ({100 * p.sum_probability:.1f}%)", flush=True)

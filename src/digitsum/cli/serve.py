@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import sys
 
-from .common import add_checkpoint, int_in, positive_number
+from .common import add_checkpoint, int_in, load_predictor, positive_number
 
 
 def add(sub) -> None:
@@ -68,13 +68,12 @@ def run(args) -> int:
         require(module, "serve", "digitsum serve")
     import uvicorn
 
-    from ..predict import load_model
     from ..runtime import threads
     from ..serve import create_app
     from ..serve.collect import open_collector
 
     with threads(args.threads):
-        predictor = load_model(args.checkpoint, runtime=args.runtime)
+        predictor = load_predictor("serve", args.checkpoint, args.runtime)
         collector = open_collector(args.collect, args.collect_max) if args.collect else None
         app = create_app(predictor, max_body_bytes=int(args.max_body_mb * 1_000_000), max_batch=args.max_batch,
                          body_seconds=args.body_timeout, collector=collector)

@@ -10,11 +10,11 @@ import shlex
 import sys
 import time
 from dataclasses import fields
-from pathlib import Path
 
-from ..config import ARCHS, DEVICES, FUSIONS, RECIPES, ModelConfig, TrainConfig, recipe
+from ..config import ARCHS, DEVICES, FUSIONS, RECIPES, ModelConfig, TrainConfig, model_for, recipe
 from ..errors import ConfigError
-from ..training.distributed import PeerFailed, env_rank  # only rank 0 prints
+from ..launch import env_rank  # only rank 0 prints
+from ..training.distributed import PeerFailed
 from .common import add_data_dir, add_quiet, device, format_metrics, progress
 
 # TrainConfig fields exposed as flags, with their help; defaults come from TrainConfig.
@@ -64,14 +64,28 @@ def add(sub) -> None:
 
 class Progress:
     """A progress bar inside each epoch on stderr (tqdm: step, loss, images/s, time left; only on a terminal,
-    only on rank 0, not with --quiet) and one line per epoch on stdout."""
+    only on rank 0, not with --quiet) and one line per epoch on stdout; a resumed run first says where it
+    continues. Its methods are digitsum.training.train's hooks."""
 
-    def __init__(self, epochs: int, batch_size: int, quiet: bool, epoch: int = 1):
-        self.epochs, self.batch_size, self.quiet, self.epoch = epochs, batch_size, quiet, epoch
+    def __init__(self, run_dir, quiet: bool):
+        self.run_dir, self.quiet = run_dir, quiet
+        self.epochs, self.batch_size, self.epoch = 0, 1, 1
         self.bar, self.loss = None, None
 
+    def hooks(self):
+        from ..training import Hooks
+
+        return Hooks(on_start=self.start, on_step=self.step, on_epoch=self.epoch_done)
+
+    def start(self, started) -> None:
+        """``on_start``: the run's own epochs and batch size (a resumed run's come from its config.json)."""
+        self.epochs, self.batch_size, self.epoch = started.cfg.epochs, started.cfg.batch_size, started.epoch
+        if started.resumed:
+            print(f"resuming {self.run_dir} at epoch {started.epoch}, step {started.step} "
+                  f"(its own config: {self.epochs} epochs)", flush=True)
+
     def step(self, done) -> None:
-        """``on_step`` of digitsum.training.train."""
+        """``on_step``: the bar advances."""
         if self.bar is None:
             self.bar = progress(done.steps, f"epoch {self.epoch}/{self.epochs}", self.quiet, "step", done.step - 1)
             self.loss = done.loss
@@ -125,7 +139,7 @@ def given_flags(args) -> list[str]:
 
 
 def start_or_resume(args) -> int:
-    from ..training import resume_training, train
+    from ..training import New, Resume, train
 
     if args.resume and given_flags(args):
         raise ConfigError(f"--resume continues {args.resume} with the config it was started with; "
@@ -136,14 +150,14 @@ def start_or_resume(args) -> int:
         require_matplotlib()
     if args.resume:
         out = args.resume
-        bar = resume_progress(out, args.quiet)
-        metrics = resume_training(out, args.data_dir, bar.epoch_done, bar.step, args.threads, args.device)
+        metrics = train(None, None, out, args.data_dir, start=Resume(args.threads, args.device),
+                        hooks=Progress(out, args.quiet).hooks())
     else:
         cfg = recipe(args.recipe, **{name: getattr(args, name) for name in FLAGS if getattr(args, name) is not None})
         model_cfg = model_config(args, cfg)
         out = args.out or time.strftime("runs/%Y%m%d-%H%M%S")
-        bar = Progress(cfg.epochs, cfg.batch_size, args.quiet)
-        metrics = train(model_cfg, cfg, out, args.data_dir, args.overwrite, bar.epoch_done, bar.step)
+        metrics = train(model_cfg, cfg, out, args.data_dir, start=New(args.overwrite),
+                        hooks=Progress(out, args.quiet).hooks())
     if env_rank() != 0:
         return 0
     print(f"test (best epoch {metrics['best_epoch']}): {format_metrics(metrics)}")
@@ -157,32 +171,9 @@ def start_or_resume(args) -> int:
 
 
 def model_config(args, cfg: TrainConfig) -> ModelConfig:
-    """The network the flags ask for; --fusion belongs to the default architecture only, and a network
-    trained without non-digits (--negatives 0) has no verdict head."""
+    """The network the flags ask for (``config.model_for``: a recipe trained without non-digits, --negatives 0,
+    has no verdict head); --fusion belongs to the default architecture only."""
     if args.fusion and args.arch == "seed":
         raise ConfigError("--fusion shapes the default network; the seed network always concatenates "
                           "(drop --fusion or --arch seed)")
-    arch = args.arch or ModelConfig.arch
-    verdict = arch == "default" and cfg.negatives > 0
-    return ModelConfig(arch=arch, fusion=args.fusion or ModelConfig.fusion, verdict=verdict)
-
-
-def resume_progress(run_dir: str, quiet: bool) -> Progress:
-    """Progress display for a resumed run; rank 0 says where the run continues."""
-    from ..checkpoint import read_json
-    from ..errors import CheckpointError
-    from ..files import CONFIG
-    from ..training.store import resume_point
-
-    if env_rank() != 0:  # only rank 0 reads the run directory
-        return Progress(0, 1, quiet)
-    point = resume_point(Path(run_dir))
-    try:
-        train = read_json(Path(run_dir) / CONFIG, "config")["train"]
-        epochs, batch_size = int(train["epochs"]), int(train["batch_size"])
-    except (CheckpointError, KeyError, TypeError, ValueError):
-        point = None
-    if point is None:  # resume_training says what is wrong
-        return Progress(0, 1, quiet)
-    print(f"resuming {run_dir} at epoch {point[0]}, step {point[1]} (its own config: {epochs} epochs)", flush=True)
-    return Progress(epochs, batch_size, quiet, point[0])
+    return model_for(cfg, args.arch or ModelConfig.arch, args.fusion or ModelConfig.fusion)

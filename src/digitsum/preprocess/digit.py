@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from ..config import BOX, CENTRE, SIDE
 from ..errors import ImageError
 from .ink import MIN_CONTRAST, border, find_ink
 from .pixels import greyscale
 from .strokes import SCALE, even_strokes
 
-BOX, SIDE, CENTRE = 20, 28, 14  # MNIST's box, image side and centre-of-mass position
 CENTRE_TOLERANCE = 0.75  # pixels: how far from CENTRE an image's centre of mass may be to count as MNIST-style
 RESAMPLE = Image.Resampling.LANCZOS
 NO_INK = "has no ink: it is blank or too faint (draw the digit darker or thicker)"

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..calibration import Calibration
-from ..checkpoint import load_checkpoint, read_json
+from ..checkpoint import load_checkpoint
 from ..errors import ReportError
-from ..files import CONFIG, HISTORY, METRICS, WEIGHTS
+from ..files import CONFIG, HISTORY, METRICS, WEIGHTS, read_json
 from ..model import DigitSumNet
 
 CURVE_KEYS = ("epoch", "train_loss", "train_digit_accuracy", "train_sum_accuracy",
@@ -60,7 +60,7 @@ def run_source(run_dir: str | os.PathLike) -> ReportSource:
         raise ReportError(f"{run} has nothing to report: no {HISTORY} or finished model yet; give a run "
                           "directory written by digitsum train, or wait for its first epoch")
     if not finished:
-        config = read_json(run / CONFIG, "config") if (run / CONFIG).is_file() else {}
+        config = read_json(run / CONFIG, "run config") if (run / CONFIG).is_file() else {}
         return ReportSource(str(run), config, {}, history, None, in_progress=True)
     checkpoint = load_checkpoint(run)  # reads config.json too
     return ReportSource(str(run), checkpoint.config, checkpoint.metrics, history, checkpoint.model,

@@ -24,8 +24,9 @@ keeps answering while the model works.
 from contextlib import asynccontextmanager
 from importlib import resources
 
+from ..answers import answer_json
 from ..errors import ImageError, InputError
-from ..predict import Prediction, Predictor, check_number
+from ..predict import Predictor, check_number
 from ..preprocess import load_digit
 from .batcher import MAX_BATCH, MicroBatcher
 from .collect import CollectionFull, Collector
@@ -45,19 +46,6 @@ def form_openapi(field: str, description: str) -> dict:
 
 PREDICT_OPENAPI = form_openapi("number", "the number to add")
 COLLECT_OPENAPI = form_openapi("digit", "the digit the drawing is")
-
-
-def prediction_json(p: Prediction) -> dict:
-    """The JSON body of a prediction, with the 28x28 image the model saw as 28 rows of ints."""
-    return {
-        "digit": p.digit,
-        "sum": p.sum,
-        "digit_probabilities": list(p.digit_probabilities),
-        "sum_probabilities": list(p.sum_probabilities),
-        "image": p.image.tolist(),  # (28, 28) uint8 -> 28 lists of 28 ints
-        "is_digit": p.is_digit,
-        "is_digit_score": p.is_digit_score,
-    }
 
 
 def check_digit(value) -> int:
@@ -157,7 +145,7 @@ def create_app(predictor: Predictor, max_body_bytes: int = MAX_BODY_BYTES, max_b
             image28 = await run_in_threadpool(load_digit, data)  # Predictor.predict's preprocessing
         except ImageError as error:
             raise HTTPException(400, str(error)) from None
-        return JSONResponse(prediction_json(await batcher.predict_async(image28, number)))
+        return JSONResponse(answer_json(await batcher.predict_async(image28, number)))
 
     if collector is not None:
         @app.post("/api/collect", openapi_extra=COLLECT_OPENAPI, response_model=None,

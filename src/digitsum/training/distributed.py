@@ -11,7 +11,6 @@ alone and every collective is a no-op, so one code path serves both.
 from __future__ import annotations
 
 import gc
-import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -22,21 +21,12 @@ import torch
 import torch.distributed as dist
 
 from ..errors import ConfigError, DigitsumError
+from ..launch import env_local_rank, env_world_size
 from ..runtime import pick_device
 
 
 class PeerFailed(DigitsumError):
     """Another rank failed; that rank reports the error, this one exits quietly."""
-
-
-def env_rank() -> int:
-    """This process's global rank as torchrun set it (0 when not launched by torchrun)."""
-    return int(os.environ.get("RANK", "0"))
-
-
-def env_world_size() -> int:
-    """How many processes torchrun started in all (1 when not launched by torchrun)."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 @dataclass(frozen=True)
@@ -56,7 +46,7 @@ class World:
         """This world training on ``device_name``; with several ranks on CUDA, each on its own GPU."""
         if self.size == 1:
             return replace(self, device=pick_device(device_name))
-        device = rank_device(device_name, int(os.environ.get("LOCAL_RANK", "0")))
+        device = rank_device(device_name, env_local_rank())
         if device.type == "cuda":
             torch.cuda.set_device(device)
         return replace(self, device=device)

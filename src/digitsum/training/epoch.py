@@ -1,15 +1,13 @@
-"""One epoch: the training steps over a mixture's batches, and the epoch's figures and validation.
+"""An epoch's figures and validation, and what training tells its hooks (``Hooks``) as it goes.
 
-Under ``torchrun`` every rank runs these on its share of each global batch; the figures are
+Under ``torchrun`` every rank trains on its share of each global batch; the figures are
 summed over all ranks (``World.sum``), so they are exact, not an average of averages.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import islice
 
 import torch
 
@@ -17,10 +15,7 @@ from ..config import TrainConfig
 from ..evaluate import infer
 from ..mixture import NumberMixture
 from .distributed import World
-from .objective import digitsum_loss
 from .state import EpochTally
-
-clock = time.perf_counter  # the training clock (a test replaces it to count time without waiting)
 
 
 @dataclass
@@ -48,47 +43,27 @@ class StepDone:
     loss: float = 0.0  # this step's loss (on this rank's share of the batch)
 
 
+@dataclass
+class Started:
+    """What ``on_start`` gets once the run is set up, before its first step."""
+
+    cfg: TrainConfig  # the run's config (a resumed run's own)
+    epoch: int  # the epoch training starts in
+    step: int  # steps of that epoch already done (a resumed run)
+    resumed: bool
+
+
 StepHook = Callable[[StepDone], None]
+EpochHook = Callable[[EpochRecord, torch.nn.Module], None]  # (the epoch's record, the model), after validation
 
 
-def train_steps(net, opt, sched, mixture: NumberMixture, epoch: int, cfg: TrainConfig, world: World,
-                tally: EpochTally, on_step: StepHook | None = None,
-                stop: Callable[[], bool] = lambda: False) -> bool:
-    """Train on epoch ``epoch`` from batch ``tally.step`` to its end; False if ``stop()`` came first."""
-    net.train()
-    steps = mixture.steps_per_epoch(cfg.batch_size)
-    verdict = getattr(net, "module", net).has_verdict
-    batches = mixture.epoch_batches(epoch, cfg.seed, cfg.batch_size // world.size, cfg.max_shift, world.rank,
-                                    world.size, cfg.stretch, cfg.negatives if verdict else 0.0)
-    start = clock()
-    try:
-        for batch in islice(batches, tally.step, None):  # a resumed epoch redraws, then skips, its first batches
-            if stop():
-                return False
-            images = batch.images.to(world.device, memory_format=torch.channels_last)  # (B, 1, 28, 28)
-            numbers = batch.numbers.to(world.device)  # (B,)
-            digits, sums = batch.digits.to(world.device), batch.sums.to(world.device)  # (B,), (B,)
-            real = None if batch.real is None else batch.real.to(world.device)  # (B,): digits, not non-digits
-            outputs = net(images, numbers, with_verdict=verdict)  # (B, 10), (B, 19)[, (B,)]
-            loss = digitsum_loss(*outputs[:2], digits, numbers, sums, cfg, outputs[2] if verdict else None, real)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            seen = len(digits) if real is None else real.sum()
-            tally.sums["loss_sum"] += loss.detach() * seen
-            tally.sums["digit_hits"] += (outputs[0].argmax(1) == digits).sum()  # a non-digit's IGNORE never matches
-            tally.sums["sum_hits"] += (outputs[1].argmax(1) == sums).sum()
-            tally.sums["seen"] += seen
-            tally.step += 1
-            if on_step:
-                now = clock()
-                on_step(StepDone(tally.step, steps, tally.seconds + now - start, getattr(net, "module", net),
-                                 float(loss.detach())))
-                start += clock() - now  # the hook's time (a benchmark's evaluation) is not training
-    finally:
-        tally.seconds += clock() - start
-    return True
+@dataclass(frozen=True)
+class Hooks:
+    """Functions training calls on rank 0 as it goes (each may be None)."""
+
+    on_start: Callable[[Started], None] | None = None
+    on_step: StepHook | None = None  # after each optimizer step
+    on_epoch: EpochHook | None = None  # after each epoch's validation; gets the model too (a benchmark's test)
 
 
 def epoch_figures(tally: EpochTally, world: World) -> tuple[float, float, float]:
@@ -111,11 +86,3 @@ def validate(world: World, model: torch.nn.Module, mixture: NumberMixture) -> tu
         hits = torch.stack([(out.digits == digits).sum(), (out.sums == digits + numbers).sum()])
     digit_hits, sum_hits = world.sum(hits).tolist()
     return digit_hits / len(mixture), sum_hits / len(mixture)
-
-
-def train_epoch(model, opt, sched, mixture: NumberMixture, epoch: int, cfg: TrainConfig,
-                device: torch.device, on_step: StepHook | None = None) -> tuple[float, float, float]:
-    """One pass over the training mixture in this process -> (mean loss, digit accuracy, sum accuracy)."""
-    world, tally = World(device=device), EpochTally.start(device)
-    train_steps(model, opt, sched, mixture, epoch, cfg, world, tally, on_step)
-    return epoch_figures(tally, world)

@@ -1,44 +1,44 @@
-"""The training loop: epochs, validation, the best weights, resumable states, and the final test.
+"""The training loop, top to bottom: set up one training state, train epoch by epoch, finish.
 
-A run directory holds ``config.json``, ``metrics.jsonl`` (one object per epoch),
-``model.safetensors`` (the weights of the epoch with the best validation accuracy) and, at
-the end, ``metrics.json`` with the test figures. While the run is in progress it also holds
-``resume/`` (store.py): a resumable state written after every epoch and when Ctrl-C stops
-training; it is removed once the run completes.
-
-Under ``torchrun`` every rank runs this same loop on its share of each global batch
-(distributed.py); only rank 0 writes files and calls ``on_epoch`` and ``on_step``.
+``train`` sets up a run (a new one, or an interrupted one resumed from its newest state); each
+epoch takes the optimizer steps of ``digitsum_loss(outputs, batch, cfg)``, validates, keeps the
+best weights (``model.safetensors``) and saves a resumable state (resume.py); the finish calibrates
+and tests the best epoch's weights (``calibration.json``, ``metrics.json``; files.py lists a run's
+files). Under ``torchrun`` every rank runs this same loop on its share of each global batch
+(distributed.py); only rank 0 writes files and calls the hooks.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import time
 from dataclasses import asdict, dataclass, replace
+from itertools import islice
 from pathlib import Path
 
 import torch
 
-from ..calibration import Calibration, fit
 from ..checkpoint import save_weights
-from ..config import ModelConfig, TrainConfig
+from ..config import ModelConfig, TrainConfig, pair
 from ..data import Split, load_mnist
-from ..evaluate import evaluate, infer
+from ..evaluate import calibrate, evaluate
 from ..files import CALIBRATION, METRICS, WEIGHTS, atomic_write_json
 from ..mixture import NumberMixture, split_train_val
 from ..model import build_model
-from ..negatives import BANK as NEGATIVE_BANK
-from ..negatives import make_negatives
+from ..negatives import training_bank
 from ..runtime import seeded
 from ..runtime import threads as torch_threads
+from . import resume
 from .distributed import StopRequest, World, session
-from .epoch import EpochRecord, StepHook, epoch_figures, train_steps, validate
-from .objective import make_optimizer
+from .epoch import EpochRecord, Hooks, Started, StepDone, epoch_figures, validate
+from .objective import digitsum_loss, make_optimizer
+from .resume import New, Resume
 from .rundir import prepare_run_dir, run_config, write_config, write_history
-from .state import EpochTally, RunState, encode
-from .store import remove_states, save_state
+from .state import EpochTally, RunState, TrainState
+from .store import remove_states
 
-EpochHook = Callable[[EpochRecord, torch.nn.Module], None]  # (the epoch's record, the model), after validation
+clock = time.perf_counter  # the training clock (a test replaces it to count time without waiting)
+NEW, NO_HOOKS = New(), Hooks()
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -51,12 +51,12 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 @dataclass
 class Run:
-    """Everything the loop needs besides model, optimizer and state."""
+    """What the loop reads and does not change: where, how, on which processes, on which data."""
 
     out: Path
-    cfg: TrainConfig
+    cfg: TrainConfig  # as the run uses it (``config.pair``)
     world: World
-    train_mix: NumberMixture
+    train_mix: NumberMixture  # with its bank of non-digits when the run trains on them
     val_mix: NumberMixture
     test: Split
     config: dict  # what config.json holds
@@ -67,13 +67,40 @@ class Run:
         return self.train_mix.steps_per_epoch(self.cfg.batch_size)
 
 
+def train(model_cfg: ModelConfig | None, cfg: TrainConfig | None, out: str | Path, data_dir: str | None = None,
+          *, start: New | Resume = NEW, hooks: Hooks = NO_HOOKS) -> dict:
+    """Train, validate each epoch, keep the best weights, test them; returns the test metrics.
+
+    ``start=Resume()`` continues the interrupted run in ``out`` with its own config (give None for
+    both configs). Launched by torchrun, every rank calls this with the same arguments and
+    ``cfg.batch_size`` is the global batch. Ctrl-C raises TrainingInterrupted once a resumable
+    state is saved. Torch's thread count and global random state are left as they were.
+    """
+    out = Path(out)
+    with session() as world:
+        saved = config = None
+        if isinstance(start, Resume):
+            config, saved, model_cfg, cfg = resume.read_saved(world, out, start)
+        with torch_threads(cfg.threads):
+            with world.together():  # a failure on any rank stops every rank and is reported once
+                run = load_run(world, out, model_cfg, cfg, data_dir, config)
+                if run.world.is_main and saved is None:
+                    prepare_run_dir(out, start.overwrite)
+                    write_config(out, run.config)
+            run = with_bank(run)
+            ts = fresh_state(run, model_cfg)
+            if saved is not None:
+                resume.restore_into(ts, saved, run.world, out)
+            if hooks.on_start and run.world.is_main:
+                hooks.on_start(Started(run.cfg, ts.run.epoch, ts.run.tally.step, saved is not None))
+            return run_epochs(run, ts, hooks)
+
+
 def load_run(world: World, out: Path, model_cfg: ModelConfig, cfg: TrainConfig, data_dir: str | None,
-             config: dict | None = None) -> Run:
-    """Place this rank on its device and load the data; ``config`` defaults to a new run's.
-    A network without a verdict head trains on no synthetic non-digits."""
+             config: dict | None) -> Run:
+    """Place this rank on its device and load the data; ``config`` (config.json) defaults to a new run's."""
     world = world.on(cfg.device)
-    if not model_cfg.verdict:
-        cfg = replace(cfg, negatives=0.0)  # config.json records what is used
+    cfg = pair(model_cfg, cfg)  # the one rule for the verdict head and its non-digits; config.json records it
     data = load_mnist(data_dir)
     train_mix, val_mix = split_train_val(data["train"], cfg)
     world.check_global_batch(cfg.batch_size, len(train_mix))
@@ -81,73 +108,117 @@ def load_run(world: World, out: Path, model_cfg: ModelConfig, cfg: TrainConfig, 
     return Run(out, cfg, world, train_mix, val_mix, data["test"], config)
 
 
-def draw_negatives(run: Run) -> None:
-    """The run's bank of synthetic non-digits (negatives.py): as many as an epoch uses, up to the bank's
-    size, from the run's seed (the same on every rank)."""
-    if run.cfg.negatives:
-        count = min(NEGATIVE_BANK, max(1, round(run.cfg.negatives * len(run.train_mix))))
-        run.train_mix.negatives = make_negatives(count, run.train_mix.images, run.train_mix.labels, run.cfg.seed)
+def with_bank(run: Run) -> Run:
+    """The run with its bank of synthetic non-digits (negatives.py) given to the training mixture, when the
+    run trains on them: drawn from the run's seed, the same on every rank."""
+    if not run.cfg.negatives:
+        return run
+    mix = run.train_mix
+    bank = training_bank(mix.images, mix.labels, run.cfg.negatives, run.cfg.seed)
+    return replace(run, train_mix=NumberMixture(mix.images, mix.labels, negatives=bank))
 
 
-def start_model(run: Run, model_cfg: ModelConfig):
-    """(model, optimizer, schedule), freshly initialised from the run's seed (the global RNG is left as it was)."""
+def fresh_state(run: Run, model_cfg: ModelConfig) -> TrainState:
+    """Model, optimizer, schedule and run state, freshly initialised from the run's seed (the global RNG is
+    left as it was)."""
     with seeded(run.cfg.seed, run.world.device):
         model = build_model(model_cfg)
     # channels-last: the layout oneDNN's CPU convolutions run fastest in (see benchmarks/RESULTS.md)
     model = model.to(run.world.device, memory_format=torch.channels_last)
     opt, sched = make_optimizer(model, run.cfg, run.steps)
-    return model, opt, sched
+    return TrainState(model, opt, sched, RunState(tally=EpochTally.start(run.world.device)))
 
 
-def save_resumable(run: Run, model, opt, sched, state: RunState) -> None:
-    """Rank 0 writes the resumable state (epoch sums already summed over ranks)."""
-    global_step = (state.epoch - 1) * run.steps + state.tally.step
-    save_state(run.out, *encode(model, opt, sched, state, global_step, run.config))
+def run_epochs(run: Run, ts: TrainState, hooks: Hooks) -> dict:
+    """Train from where ``ts`` stands to the last epoch, then test the best epoch's weights."""
+    net = run.world.wrap(ts.model)  # DistributedDataParallel under torchrun
+    main = run.world.is_main
+    try:
+        with StopRequest(run.world) as stop:
+            for epoch in range(ts.run.epoch, run.cfg.epochs + 1):
+                if not train_steps(run, net, ts, hooks.on_step if main else None, stop):
+                    raise stop_mid_epoch(run, ts)
+                record = end_epoch(run, ts, epoch)
+                if hooks.on_epoch and main:
+                    hooks.on_epoch(record, ts.model)
+                if stop():
+                    raise TrainingInterrupted(run.out, epoch + 1, 0, run.steps)
+    finally:
+        del net  # before the process group is left (distributed.session), even while an exception holds this frame
+    return finish(run, ts)
 
 
-def end_epoch(run: Run, model, opt, sched, state: RunState, epoch: int) -> EpochRecord:
+def train_steps(run: Run, net: torch.nn.Module, ts: TrainState, on_step, stop=lambda: False) -> bool:
+    """Train on epoch ``ts.run.epoch`` from batch ``tally.step`` to its end; False if ``stop()`` came first."""
+    net.train()
+    tally, world = ts.run.tally, run.world
+    batches = run.train_mix.epoch_batches(ts.run.epoch, run.cfg, world.rank, world.size)
+    start = clock()
+    try:
+        for drawn in islice(batches, tally.step, None):  # a resumed epoch redraws, then skips, its first batches
+            if stop():
+                return False
+            batch = drawn.to(world.device)  # images (B, 1, 28, 28), the rest (B,)
+            outputs = net(batch.images, batch.numbers)  # Logits: (B, 10), (B, 19), (B,) or None
+            loss = digitsum_loss(outputs, batch, run.cfg)
+            ts.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            ts.opt.step()
+            ts.sched.step()
+            seen = len(batch.digits) if batch.real is None else batch.real.sum()
+            tally.sums["loss_sum"] += loss.detach() * seen
+            tally.sums["digit_hits"] += (outputs.digit.argmax(1) == batch.digits).sum()  # IGNORE never matches
+            tally.sums["sum_hits"] += (outputs.sum.argmax(1) == batch.sums).sum()
+            tally.sums["seen"] += seen
+            tally.step += 1
+            if on_step:
+                now = clock()
+                on_step(StepDone(tally.step, run.steps, tally.seconds + now - start, ts.model, float(loss.detach())))
+                start += clock() - now  # the hook's time (a benchmark's evaluation) is not training
+    finally:
+        tally.seconds += clock() - start
+    return True
+
+
+def end_epoch(run: Run, ts: TrainState, epoch: int) -> EpochRecord:
     """Validate, record the epoch, keep the best weights; rank 0 writes history, weights and state."""
+    state = ts.run
     loss, train_digit, train_sum = epoch_figures(state.tally, run.world)
-    val_digit, val_sum = validate(run.world, model, run.val_mix)
+    val_digit, val_sum = validate(run.world, ts.model, run.val_mix)
     record = EpochRecord(epoch, loss, train_digit, train_sum, val_digit, val_sum, state.tally.seconds,
-                         sched.get_last_lr()[0])
+                         ts.sched.get_last_lr()[0])
     state.history.append(asdict(record))
     state.epoch, state.tally = epoch + 1, EpochTally.start(run.world.device)
     improved = val_digit + val_sum >= state.best_score  # ties go to the later epoch
     if improved:
         state.best_score, state.best_epoch = val_digit + val_sum, epoch
-        state.best_weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        state.best_weights = {k: v.detach().cpu().clone() for k, v in ts.model.state_dict().items()}
     if run.world.is_main:
         write_history(run.out, state.history)
         if improved:
-            save_weights(model, run.out / WEIGHTS)
-        save_resumable(run, model, opt, sched, state)
+            save_weights(ts.model, run.out / WEIGHTS)
+        resume.save(ts, run.out, run.steps, run.config)
     return record
 
 
-def stop_mid_epoch(run: Run, model, opt, sched, state: RunState) -> TrainingInterrupted:
+def stop_mid_epoch(run: Run, ts: TrainState) -> TrainingInterrupted:
     """Save a state between two steps (rank 0 keeps every rank's sums); the interrupt to raise."""
-    sums = {k: run.world.sum(v) for k, v in state.tally.sums.items()}
+    sums = {k: run.world.sum(v) for k, v in ts.run.tally.sums.items()}
     if run.world.is_main:
-        save_resumable(run, model, opt, sched, replace(state, tally=replace(state.tally, sums=sums)))
-    return TrainingInterrupted(run.out, state.epoch, state.tally.step, run.steps)
+        summed = replace(ts, run=replace(ts.run, tally=replace(ts.run.tally, sums=sums)))
+        resume.save(summed, run.out, run.steps, run.config)
+    return TrainingInterrupted(run.out, ts.run.epoch, ts.run.tally.step, run.steps)
 
 
-def calibrate(model, val_mix: NumberMixture) -> Calibration:
-    """Temperatures and the verdict's threshold, fitted on the validation split (calibration.py)."""
-    out = infer(model, val_mix)
-    digits = val_mix.labels
-    return fit(out.digit_logits, out.sum_logits, digits, digits + val_mix.numbers, out.is_digit_scores,
-               f"validation split: {len(digits)} MNIST training images held out from training")
-
-
-def finish_run(run: Run, model, state: RunState) -> dict:
+def finish(run: Run, ts: TrainState) -> dict:
     """Calibrate and test the best epoch's weights (rank 0 does, every rank returns the figures); finish the run."""
+    model, state = ts.model, ts.run
     model.load_state_dict(state.best_weights)
     metrics = None
     if run.world.is_main:
         save_weights(model, run.out / WEIGHTS)  # those of the state, even if a killed run wrote later ones
-        calibration = calibrate(model, run.val_mix)
+        calibration = calibrate(model, run.val_mix, f"validation split: {len(run.val_mix)} MNIST training images "
+                                "held out from training")
         atomic_write_json(run.out / CALIBRATION, calibration.to_dict())
         metrics = evaluate(model, run.test, calibration)
         metrics["train_seconds"] = sum(h["seconds"] for h in state.history)
@@ -155,52 +226,3 @@ def finish_run(run: Run, model, state: RunState) -> dict:
         atomic_write_json(run.out / METRICS, metrics)
         remove_states(run.out)
     return json.loads(run.world.broadcast_bytes(json.dumps(metrics).encode() if metrics else None))
-
-
-def run_epochs(run: Run, model, opt, sched, state: RunState, on_epoch: EpochHook | None,
-               on_step: StepHook | None) -> dict:
-    """Train from ``state`` to the last epoch, then test the best epoch's weights."""
-    net = run.world.wrap(model)  # DistributedDataParallel under torchrun
-    main = run.world.is_main
-    try:
-        with StopRequest(run.world) as stop:
-            for epoch in range(state.epoch, run.cfg.epochs + 1):
-                if not train_steps(net, opt, sched, run.train_mix, epoch, run.cfg, run.world, state.tally,
-                                   on_step if main else None, stop):
-                    raise stop_mid_epoch(run, model, opt, sched, state)
-                record = end_epoch(run, model, opt, sched, state, epoch)
-                if on_epoch and main:  # gets the model too, e.g. for a benchmark's test figures
-                    on_epoch(record, model)
-                if stop():
-                    raise TrainingInterrupted(run.out, epoch + 1, 0, run.steps)
-    finally:
-        del net  # before the process group is left (distributed.session), even while an exception holds this frame
-    return finish_run(run, model, state)
-
-
-def train(
-    model_cfg: ModelConfig,
-    cfg: TrainConfig,
-    out: str | Path,
-    data_dir: str | None = None,
-    overwrite: bool = False,
-    on_epoch: EpochHook | None = None,
-    on_step: StepHook | None = None,
-) -> dict:
-    """Train, validate each epoch, keep the best weights, test them; returns the test metrics.
-
-    Launched by torchrun, every rank calls this with the same arguments and
-    ``cfg.batch_size`` is the global batch. Ctrl-C raises TrainingInterrupted once a
-    resumable state is saved.
-    """
-    out = Path(out)
-    with torch_threads(cfg.threads), session() as world:
-        with world.together():  # a failure on any rank stops every rank and is reported once
-            run = load_run(world, out, model_cfg, cfg, data_dir)
-            if run.world.is_main:
-                prepare_run_dir(out, overwrite)
-                write_config(out, run.config)
-        draw_negatives(run)
-        model, opt, sched = start_model(run, model_cfg)
-        state = RunState(tally=EpochTally.start(run.world.device))
-        return run_epochs(run, model, opt, sched, state, on_epoch, on_step)

@@ -1,66 +1,84 @@
-"""Continue an interrupted run from its newest resumable state, with the run's own config."""
+"""How a run starts (``New`` or ``Resume``), and saving and restoring its state: the one home of both.
+
+A resumable state (state.py) is written by ``save`` after every epoch and when Ctrl-C stops
+training, into the run's folder (store.py). ``read_saved`` reads the newest one back with the
+run's own config: rank 0 reads the files, every rank verifies them; ``restore_into`` loads it
+into a freshly built TrainState.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..config import ModelConfig, TrainConfig
 from ..errors import CheckpointError, ConfigError
 from ..files import CONFIG
-from ..runtime import threads as torch_threads
-from .distributed import session
-from .epoch import StepHook
-from .loop import EpochHook, draw_negatives, load_run, run_epochs, start_model
+from .distributed import World
 from .rundir import write_history
-from .state import SavedState, config_digest, restore
-from .store import parse_state, read_run
+from .state import SavedState, TrainState, config_digest, encode, restore
+from .store import parse_state, read_run, save_state
 
 
-def run_configs(config: dict, run_dir: Path, saved: SavedState) -> tuple[ModelConfig, TrainConfig]:
-    """The run's model and training configs, checked against the state being resumed."""
+@dataclass(frozen=True)
+class New:
+    """Start a new run in ``out``."""
+
+    overwrite: bool = False  # replace a run already there (else RunDirError)
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Continue the interrupted run in ``out`` from its newest resumable state, with the run's own config.
+
+    Only where it runs may differ: with the same threads on the CPU the result is bitwise
+    that of an uninterrupted run.
+    """
+
+    threads: int | None = None  # None: the run's own
+    device: str | None = None  # None: the run's own
+
+
+def run_configs(config: dict, run_dir: Path, saved: SavedState, start: Resume) -> tuple[ModelConfig, TrainConfig]:
+    """The run's model and training configs, checked against the state being resumed; ``start`` may change
+    where it runs (threads, device)."""
     if saved.meta.get("config_sha256") != config_digest(config):
         raise CheckpointError(f"{run_dir / CONFIG} changed since {saved.path} was saved; "
                               "put the run's config back or start the run again")
     try:
-        return ModelConfig.from_dict(config["model"]), TrainConfig.from_dict(config["train"])
+        model_cfg, cfg = ModelConfig.from_dict(config["model"]), TrainConfig.from_dict(config["train"])
     except (ConfigError, KeyError, TypeError) as error:
         raise CheckpointError(f"{run_dir / CONFIG} does not describe a run ({error})") from None
+    threads = cfg.threads if start.threads is None else start.threads
+    return model_cfg, replace(cfg, threads=threads, device=start.device or cfg.device)
 
 
-def resume_training(
-    run_dir: str | Path,
-    data_dir: str | None = None,
-    on_epoch: EpochHook | None = None,
-    on_step: StepHook | None = None,
-    threads: int | None = None,
-    device: str | None = None,
-) -> dict:
-    """Continue a run from its newest resumable state with the run's own config; returns the test metrics.
+def read_saved(world: World, run_dir: Path, start: Resume) -> tuple[dict, SavedState, ModelConfig, TrainConfig]:
+    """(config.json, the newest resumable state, the model and training configs) of the run in ``run_dir``.
 
-    Only ``threads`` and ``device`` may differ from the run's config; with the same
-    threads on the CPU the result is bitwise that of an uninterrupted run. Under
-    torchrun only rank 0 reads the run directory, and sends it to the other ranks.
+    Under torchrun only rank 0 reads the run directory, and sends it to the other ranks.
     """
-    out = Path(run_dir)
-    with session() as world:
-        files = [None] * 4
-        with world.together():
-            if world.is_main:
-                files = read_run(out)
-        config, folder, meta, blob = (world.broadcast_bytes(f) for f in files)
-        with world.together():
-            saved = parse_state(Path(folder.decode()), meta, blob)
-            config = json.loads(config)
-            model_cfg, cfg = run_configs(config, out, saved)
-            cfg = replace(cfg, threads=cfg.threads if threads is None else threads, device=device or cfg.device)
-        with torch_threads(cfg.threads):
-            with world.together():
-                run = load_run(world, out, model_cfg, cfg, data_dir, config)
-            draw_negatives(run)
-            model, opt, sched = start_model(run, model_cfg)
-            state = restore(saved, model, opt, sched, keep_sums=run.world.is_main)
-            if run.world.is_main:
-                write_history(out, state.history)  # drops an epoch a killed run recorded after this state
-            return run_epochs(run, model, opt, sched, state, on_epoch, on_step)
+    files = [None] * 4
+    with world.together():
+        if world.is_main:
+            files = read_run(run_dir)
+    config, folder, meta, blob = (world.broadcast_bytes(f) for f in files)
+    with world.together():
+        saved = parse_state(Path(folder.decode()), meta, blob)
+        config = json.loads(config)
+        return (config, saved, *run_configs(config, run_dir, saved, start))
+
+
+def restore_into(ts: TrainState, saved: SavedState, world: World, run_dir: Path) -> None:
+    """Load ``saved`` into a fresh ``ts`` (rank 0 keeps the epoch's sums, which it saved for every rank);
+    rank 0 rewrites metrics.jsonl, dropping an epoch a killed run recorded after this state."""
+    restore(saved, ts, keep_sums=world.is_main)
+    if world.is_main:
+        write_history(run_dir, ts.run.history)
+
+
+def save(ts: TrainState, run_dir: Path, steps_per_epoch: int, config: dict) -> None:
+    """Rank 0 writes ``ts`` as the run's newest resumable state (its epoch sums already summed over ranks)."""
+    global_step = (ts.run.epoch - 1) * steps_per_epoch + ts.run.tally.step
+    save_state(run_dir, *encode(ts, global_step, config))

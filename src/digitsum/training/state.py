@@ -1,8 +1,9 @@
 """Where a run stands besides its model and optimizer, and that whole state as tensors + JSON.
 
 ``EpochTally`` holds the running sums of the epoch in progress, ``RunState`` the run's
-position, history and best epoch. ``encode`` turns model, optimizer, schedule and RunState
-into (safetensors bytes, a JSON-ready dict); ``restore`` loads a verified state back.
+position, history and best epoch, ``TrainState`` all that training changes: model, optimizer,
+schedule and RunState. ``encode`` turns a TrainState into (safetensors bytes, a JSON-ready
+dict); ``restore`` loads a verified state back into one.
 Training draws its randomness only from generators seeded by (seed, epoch) (mixture.py), and
 the model's initial weights are seeded once; so no global random state needs saving.
 """
@@ -54,6 +55,16 @@ class RunState:
 
 
 @dataclass
+class TrainState:
+    """Everything training changes: the model, its optimizer and schedule, and where the run stands."""
+
+    model: torch.nn.Module
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler
+    run: RunState
+
+
+@dataclass
 class SavedState:
     """A resumable state read back from disk and verified."""
 
@@ -79,7 +90,7 @@ def _strip(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Ten
     return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
-def encode(model, opt, sched, state: RunState, global_step: int, config: dict) -> tuple[bytes, dict]:
+def encode(ts: TrainState, global_step: int, config: dict) -> tuple[bytes, dict]:
     """The state as (safetensors bytes, JSON-ready dict).
 
     Tensors: the model's weights and buffers (``model.*``), the best epoch's weights (``best.*``),
@@ -87,8 +98,9 @@ def encode(model, opt, sched, state: RunState, global_step: int, config: dict) -
     sums (``tally.*``). JSON: the position (epoch, step), the schedule's and optimizer's settings,
     the history and best epoch so far, and the SHA-256 of the run's config and of the tensors.
     """
+    opt, sched, state = ts.opt, ts.sched, ts.run
     optim = opt.state_dict()
-    tensors = {**_cpu(model.state_dict(), "model."), **_cpu(state.best_weights, "best."),
+    tensors = {**_cpu(ts.model.state_dict(), "model."), **_cpu(state.best_weights, "best."),
                **_cpu(state.tally.sums, "tally.")}
     for i, per_param in optim["state"].items():
         tensors.update(_cpu(per_param, f"optimizer.{i}."))
@@ -117,14 +129,14 @@ def match_layouts(opt: torch.optim.Optimizer) -> None:
                     moments[name] = torch.empty_like(param).copy_(value)
 
 
-def restore(saved: SavedState, model, opt, sched, keep_sums: bool = True) -> RunState:
-    """Load a verified state into model, optimizer and schedule; return where the run stands.
+def restore(saved: SavedState, ts: TrainState, keep_sums: bool = True) -> None:
+    """Load a verified state into a fresh TrainState: its model, optimizer, schedule and run state.
 
     ``keep_sums=False`` starts the epoch's sums from zero (ranks other than 0: rank 0
     carries the sums of every rank, all-reduced when the state was saved). States written by
     earlier versions also hold random-number-generator states; they are not needed and ignored.
     """
-    meta, tensors = saved.meta, saved.tensors
+    meta, tensors, model, opt = saved.meta, saved.tensors, ts.model, ts.opt
     try:
         model.load_state_dict(_strip(tensors, "model."), strict=True)
     except RuntimeError as error:
@@ -137,10 +149,10 @@ def restore(saved: SavedState, model, opt, sched, keep_sums: bool = True) -> Run
     groups = [{**g, "betas": tuple(g["betas"])} if "betas" in g else g for g in meta["optimizer_groups"]]
     opt.load_state_dict({"state": per_param, "param_groups": groups})
     match_layouts(opt)
-    sched.load_state_dict(meta["scheduler"])
+    ts.sched.load_state_dict(meta["scheduler"])
     device = next(model.parameters()).device
     tally = EpochTally.start(device, meta["step"], meta["seconds"])
     if keep_sums:
         tally.sums = {k: v.to(device) for k, v in _strip(tensors, "tally.").items()}
-    return RunState(meta["epoch"], tally, meta["history"], meta["best_score"], meta["best_epoch"],
-                    _strip(tensors, "best."))
+    ts.run = RunState(meta["epoch"], tally, meta["history"], meta["best_score"], meta["best_epoch"],
+                      _strip(tensors, "best."))

@@ -18,9 +18,8 @@ from pathlib import Path
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 
-from ..checkpoint import read_json
 from ..errors import CheckpointError
-from ..files import CONFIG, METRICS, RESUME, atomic_write_bytes
+from ..files import CONFIG, METRICS, RESUME, atomic_write_bytes, read_json
 from .state import FORMAT, SavedState, sha256
 
 TENSORS, META = "state.safetensors", "state.json"
@@ -129,5 +128,5 @@ def read_run(run_dir: Path) -> tuple[bytes, bytes, bytes, bytes]:
     if (run_dir / METRICS).exists():
         raise CheckpointError(f"{run_dir} is a finished run ({METRICS} written): there is nothing to resume")
     folder, meta, blob = read_newest(run_dir)
-    config = read_json(run_dir / CONFIG, "config")
+    config = read_json(run_dir / CONFIG, "run config")
     return json.dumps(config).encode(), str(folder).encode(), meta, blob
