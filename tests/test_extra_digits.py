@@ -4,14 +4,17 @@ recorded with a digest of the CSV and its images; a bad row is one clear error n
 from __future__ import annotations
 
 import csv
+import json
 
 import pytest
 import torch
 
+from digitsum.config import ModelConfig, TrainConfig
 from digitsum.errors import ManifestError
 from digitsum.extra import changed_sources, read_extra_digits
 from digitsum.preprocess import load_digit
-from helpers import encode
+from digitsum.training import Hooks, train
+from helpers import assert_one_line_error, encode, run_cli
 
 
 def write_folder(folder, mnist, n: int, rows=None):
@@ -61,3 +64,73 @@ def test_a_bad_row_is_one_error_naming_the_file_and_the_row(mnist, tmp_path, row
         read_extra_digits([path])
     assert fragment in str(error.value) and "\n" not in str(error.value)
     assert str(error.value).startswith(f"{path} ") or "has no rows" in str(error.value)
+
+
+def small_train(*flags) -> list[str]:
+    return ["train", "--limit", "1500", "--epochs", "1", "--val-size", "500", "--threads", "1", "--quiet", *flags]
+
+
+def test_train_mixes_extra_digits_in_and_records_each_file(mnist, mnist_dir, tmp_path, capsys):
+    labels = write_folder(tmp_path / "mine", mnist, 30)
+    out = tmp_path / "run"
+    code, _, err = run_cli(capsys, *small_train("--data-dir", mnist_dir, "--out", out, "--extra-digits", labels,
+                                                "--extra-repeat", "3"))
+    assert code == 0, err
+    config = json.loads((out / "config.json").read_text())
+    assert config["train"]["extra_digits"] == [str(labels)] and config["train"]["extra_repeat"] == 3
+    assert config["data"]["train_images"] == 1500 + 3 * 30
+    assert config["data"]["extra_digits"] == list(read_extra_digits([labels]).sources)
+
+
+def test_a_bad_row_trains_nothing_and_is_one_line(mnist, mnist_dir, tmp_path, capsys):
+    labels = write_folder(tmp_path / "mine", mnist, 3, rows=[["0.png", "7"], ["1.png", "seven"]])
+    out = tmp_path / "run"
+    code, _, err = run_cli(capsys, *small_train("--data-dir", mnist_dir, "--out", out, "--extra-digits", labels))
+    assert code == 1
+    assert_one_line_error(err, f"{labels} row 2 (1.png): digit must be an integer 0-9", "nothing was trained")
+    assert not (out / "config.json").exists()
+
+
+def test_resume_refuses_a_run_whose_extra_digits_changed(mnist, mnist_dir, tmp_path, capsys):
+    labels = write_folder(tmp_path / "mine", mnist, 10)
+    out = tmp_path / "run"
+
+    def stop(record, model):  # Ctrl-C once the first epoch's state is saved
+        raise KeyboardInterrupt
+
+    cfg = TrainConfig(epochs=2, limit=1500, val_size=500, threads=1, extra_digits=(str(labels),))
+    with pytest.raises(KeyboardInterrupt):
+        train(ModelConfig(), cfg, out, str(mnist_dir), hooks=Hooks(on_epoch=stop))
+    (tmp_path / "mine" / "4.png").write_bytes(encode(255 - mnist["test"].images[20].numpy()))
+    code, _, err = run_cli(capsys, "train", "--resume", out, "--data-dir", mnist_dir, "--quiet")
+    assert code == 1
+    assert_one_line_error(err, "extra digits", "changed since it started", str(labels))
+    code, _, err = run_cli(capsys, "train", "--resume", out, "--extra-digits", labels)
+    assert code == 2
+    assert_one_line_error(err, "drop --extra-digits")
+
+
+def test_init_starts_from_the_checkpoints_weights(mnist_dir, small_run, tmp_path, capsys):
+    out = tmp_path / "tuned"
+    code, _, err = run_cli(capsys, *small_train("--data-dir", mnist_dir, "--out", out, "--init", small_run,
+                                                "--recipe", "finetune", "--epochs", "1"))
+    assert code == 0, err
+    config = json.loads((out / "config.json").read_text())
+    assert config["data"]["init"] == str(small_run) and len(config["data"]["init_weights_sha256"]) == 64
+    first = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
+    assert first["train_digit_accuracy"] > 0.9  # from its first steps: a fresh network averages far less here
+    fresh = tmp_path / "fresh"
+    assert run_cli(capsys, *small_train("--data-dir", mnist_dir, "--out", fresh, "--recipe", "finetune",
+                                        "--epochs", "1"))[0] == 0
+    assert json.loads((fresh / "metrics.jsonl").read_text().splitlines()[0])["train_digit_accuracy"] < 0.8
+
+
+def test_init_with_another_network_is_one_line(mnist_dir, small_run, tmp_path, capsys):
+    code, _, err = run_cli(capsys, *small_train("--data-dir", mnist_dir, "--out", tmp_path / "x", "--init", small_run,
+                                                "--arch", "seed"))
+    assert code == 2
+    assert_one_line_error(err, "holds another network")
+    code, _, err = run_cli(capsys, *small_train("--data-dir", mnist_dir, "--out", tmp_path / "y", "--init",
+                                                tmp_path / "nowhere"))
+    assert code == 1
+    assert_one_line_error(err, "not found")

@@ -98,8 +98,15 @@ class TrainConfig:
     """Use only the first N training images (0: all); for smoke tests."""
     val_size: int = 5000
     """Training images held out (the last ones) for per-epoch validation."""
+    extra_digits: tuple[str, ...] = ()
+    """CSV manifests (``image,digit``) of labelled digits trained on beside MNIST's (extra.py)."""
+    extra_repeat: int = 1
+    """Times each extra digit appears in an epoch (a few drawings among 55,000 MNIST images need more)."""
+    init: str = ""
+    """Start from this checkpoint's weights (a run directory, a .safetensors file or ``bundled``); "": fresh."""
 
     def __post_init__(self):
+        object.__setattr__(self, "extra_digits", tuple(str(p) for p in self.extra_digits))
         _check(self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}")
         _check(self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}")
         _check(self.lr > 0, f"--lr must be positive, got {self.lr}")
@@ -113,6 +120,7 @@ class TrainConfig:
         _check(self.threads >= 0, f"--threads must be non-negative, got {self.threads}")
         _check(self.limit >= 0, f"--limit must be non-negative, got {self.limit}")
         _check(0 < self.val_size < 60000, f"--val-size must be 1-59999, got {self.val_size}")
+        _check(self.extra_repeat >= 1, f"--extra-repeat must be at least 1, got {self.extra_repeat}")
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
@@ -133,6 +141,10 @@ RECIPES: dict[str, dict] = {
     # network it trains has no verdict head (every image reads as a digit). It warms up for the default's
     # tenth of the run: a warm-up of 0.15 measured 99.51% / 99.46% against 99.52% / 99.50% (3 seeds each).
     "fast": {"epochs": 3, "batch_size": 256, "lr": 8e-3, "max_shift": 1, "stretch": 0.0, "negatives": 0.0},
+    # Fine-tuning a trained network (--init) on a few labelled digits of one style (--extra-digits), with MNIST
+    # beside them so that it does not forget: two epochs at a tenth of the default's peak rate, each extra
+    # digit seen 20 times an epoch (benchmarks/writers.py, "Fine-tuning on one style").
+    "finetune": {"epochs": 2, "lr": 4e-4, "extra_repeat": 20},
 }
 
 

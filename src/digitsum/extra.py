@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from .errors import ImageError, InputError, ManifestError
-from .manifest import EVALUATE_COLUMNS, Row, check_digit, read_manifest
 from .preprocess import load_digit
+from .rows import EVALUATE_COLUMNS, Row, check_digit, read_manifest
 
 
 @dataclass(frozen=True)

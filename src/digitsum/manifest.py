@@ -9,63 +9,20 @@ every row gets a result, in order: ``Predicted`` or ``Failed``; a bad row never 
 
 from __future__ import annotations
 
-import csv
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from .config import NUM_DIGITS
-from .errors import InputError, ManifestError
+from .errors import InputError
 from .predict import BATCH_SIZE, Prediction, Predictor, check_number
 from .preprocess import load_digit
+from .rows import EVALUATE_COLUMNS, PREDICT_COLUMNS, Row, check_digit, read_manifest
 
-PREDICT_COLUMNS, EVALUATE_COLUMNS = ("image", "number"), ("image", "digit")
+__all__ = ["EVALUATE_COLUMNS", "MANIFEST_NUMBER_SEED", "PREDICT_COLUMNS", "Failed", "Predicted", "Row",
+           "check_digit", "predict_rows", "read_manifest"]
+
 MANIFEST_NUMBER_SEED = 3_000_017  # numbers of an evaluation manifest without a number column
-
-
-@dataclass(frozen=True)
-class Row:
-    """One manifest row: its fields as written (stripped), and the image's resolved path."""
-
-    fields: dict[str, str]
-    path: Path
-
-    @property
-    def image(self) -> str:
-        return self.fields["image"]
-
-
-def read_manifest(path: str | os.PathLike, columns: tuple[str, ...] = PREDICT_COLUMNS) -> list[Row]:
-    """The rows of a CSV manifest that has ``columns`` in its header, image paths resolved against its folder."""
-    path = Path(path)
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f, skipinitialspace=True)
-            header = [name.strip() for name in reader.fieldnames or []]
-            missing = [c for c in columns if c not in header]
-            if missing:
-                raise ManifestError(f"manifest {path} needs a header with the columns {','.join(columns)} "
-                                    f"(missing: {', '.join(missing)}; found: {', '.join(header) or 'nothing'})")
-            reader.fieldnames = header
-            records = list(reader)
-    except FileNotFoundError:
-        raise ManifestError(f"manifest {path} not found") from None
-    except IsADirectoryError:
-        raise ManifestError(f"manifest {path} is a folder, not a CSV file") from None
-    except OSError as error:
-        raise ManifestError(f"cannot read manifest {path}: {error.strerror}") from None
-    except UnicodeDecodeError:
-        raise ManifestError(f"manifest {path} is not a UTF-8 text CSV file") from None
-    except csv.Error as error:
-        raise ManifestError(f"manifest {path} is not a valid CSV file ({error})") from None
-    rows = []
-    for fields in records:
-        clean = {k: (v or "").strip() for k, v in fields.items() if isinstance(k, str)}
-        rows.append(Row(clean, path.parent / clean.get("image", "")))
-    return rows
 
 
 @dataclass(frozen=True)
@@ -84,13 +41,6 @@ class Failed:
     image: str
     number: int | str
     error: str
-
-
-def check_digit(value: str) -> int:
-    """A row's label as an int 0-9, or an InputError."""
-    if value.isdigit() and int(value) < NUM_DIGITS:
-        return int(value)
-    raise InputError(f"digit must be an integer 0-9, got {value!r}")
 
 
 def predict_rows(predictor: Predictor, rows: list[Row], numbers: list | None = None,

@@ -34,6 +34,9 @@ FLAGS = {
     "device": (device, DEVICES),
     "limit": (int, "use only the first N training images, 0 for all"),
     "val_size": (int, "training images held out (the last ones) for validation"),
+    "extra_repeat": (int, "times each --extra-digits image appears in an epoch"),
+    "init": (str, "start from this checkpoint's weights, to fine-tune: a run directory, a .safetensors file or "
+             "'bundled' (its network, unless --arch/--fusion say the same)"),
 }
 RESUMABLE = ("threads", "device")  # flags --resume accepts: where the run continues, not what it computes
 
@@ -50,14 +53,19 @@ def add(sub) -> None:
     p.add_argument("--report", action="store_true", help="write the run's report (digitsum report) into OUT/report")
     p.add_argument("--recipe", choices=list(RECIPES), default="default",
                    help="a preset of the options below, which flags still override: default (the best accuracy) "
-                   "or fast (about 99.5%% in three epochs; no verdict head)")
+                   "fast (about 99.5%% in three epochs; no verdict head) or finetune (two gentle epochs, for --init "
+                   "with --extra-digits)")
     p.add_argument("--arch", choices=ARCHS,
                    help=f"network: default (digitsum's) or seed (the notebook's) (default: {ModelConfig.arch})")
     p.add_argument("--fusion", choices=FUSIONS, help="how the default network's sum head fuses the number: "
                    f"product (number embedding times image side) or concat (default: {ModelConfig.fusion})")
     defaults = {f.name: f.default for f in fields(TrainConfig)}
     for name, (kind, text) in FLAGS.items():  # default None: tells a flag given from one left out
-        p.add_argument(f"--{name.replace('_', '-')}", type=kind, help=f"{text} (default: {defaults[name]})")
+        shown = defaults[name] if defaults[name] != "" else "none"
+        p.add_argument(f"--{name.replace('_', '-')}", type=kind, help=f"{text} (default: {shown})")
+    p.add_argument("--extra-digits", action="append", metavar="FILE.csv", help="labelled digits to train on beside "
+                   "MNIST's: a CSV with the columns image,digit (as evaluate --manifest reads; serve --collect writes "
+                   "one); repeatable")
     add_quiet(p)
     p.set_defaults(run=run)
 
@@ -133,7 +141,8 @@ def resume_command(run_dir, data_dir: str | None) -> str:
 
 def given_flags(args) -> list[str]:
     """The run-shaping flags given on the command line (those --resume refuses)."""
-    names = [n for n in ("out", "arch", "fusion", *FLAGS) if n not in RESUMABLE and getattr(args, n) is not None]
+    names = [n for n in ("out", "arch", "fusion", "extra_digits", *FLAGS)
+             if n not in RESUMABLE and getattr(args, n) is not None]
     names += ["recipe"] if args.recipe != "default" else []
     return [f"--{n.replace('_', '-')}" for n in names] + (["--overwrite"] if args.overwrite else [])
 
@@ -153,7 +162,8 @@ def start_or_resume(args) -> int:
         metrics = train(None, None, out, args.data_dir, start=Resume(args.threads, args.device),
                         hooks=Progress(out, args.quiet).hooks())
     else:
-        cfg = recipe(args.recipe, **{name: getattr(args, name) for name in FLAGS if getattr(args, name) is not None})
+        given = {name: getattr(args, name) for name in (*FLAGS, "extra_digits") if getattr(args, name) is not None}
+        cfg = recipe(args.recipe, **given)
         model_cfg = model_config(args, cfg)
         out = args.out or time.strftime("runs/%Y%m%d-%H%M%S")
         metrics = train(model_cfg, cfg, out, args.data_dir, start=New(args.overwrite),
@@ -176,4 +186,11 @@ def model_config(args, cfg: TrainConfig) -> ModelConfig:
     if args.fusion and args.arch == "seed":
         raise ConfigError("--fusion shapes the default network; the seed network always concatenates "
                           "(drop --fusion or --arch seed)")
+    if cfg.init:  # fine-tuning: the network is the checkpoint's (training.sources checks --arch and --fusion)
+        from ..checkpoint import load_checkpoint
+        from ..training.sources import init_path
+
+        theirs = ModelConfig.from_dict(load_checkpoint(init_path(cfg.init)).config.get("model", {}))
+        return theirs if not (args.arch or args.fusion) else model_for(cfg, args.arch or theirs.arch,
+                                                                       args.fusion or theirs.fusion)
     return model_for(cfg, args.arch or ModelConfig.arch, args.fusion or ModelConfig.fusion)

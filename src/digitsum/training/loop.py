@@ -25,7 +25,6 @@ from ..evaluate import calibrate, evaluate
 from ..files import CALIBRATION, METRICS, WEIGHTS, atomic_write_json
 from ..mixture import NumberMixture, split_train_val
 from ..model import build_model
-from ..negatives import training_bank
 from ..runtime import seeded
 from ..runtime import threads as torch_threads
 from . import resume
@@ -34,6 +33,7 @@ from .epoch import EpochRecord, Hooks, Started, StepDone, epoch_figures, validat
 from .objective import digitsum_loss, make_optimizer
 from .resume import New, Resume
 from .rundir import prepare_run_dir, run_config, write_config, write_history
+from .sources import initial_weights, with_bank, with_extra_digits
 from .state import EpochTally, RunState, TrainState
 from .store import remove_states
 
@@ -60,6 +60,7 @@ class Run:
     val_mix: NumberMixture
     test: Split
     config: dict  # what config.json holds
+    init: dict | None = None  # the weights a new run starts from (--init); None: fresh
 
     @property
     def steps(self) -> int:
@@ -87,7 +88,7 @@ def train(model_cfg: ModelConfig | None, cfg: TrainConfig | None, out: str | Pat
                 if run.world.is_main and saved is None:
                     prepare_run_dir(out, start.overwrite)
                     write_config(out, run.config)
-            run = with_bank(run)
+            run = replace(run, train_mix=with_bank(run.train_mix, run.cfg))
             ts = fresh_state(run, model_cfg)
             if saved is not None:
                 resume.restore_into(ts, saved, run.world, out)
@@ -98,24 +99,17 @@ def train(model_cfg: ModelConfig | None, cfg: TrainConfig | None, out: str | Pat
 
 def load_run(world: World, out: Path, model_cfg: ModelConfig, cfg: TrainConfig, data_dir: str | None,
              config: dict | None) -> Run:
-    """Place this rank on its device and load the data; ``config`` (config.json) defaults to a new run's."""
+    """Place this rank on its device and load the data and a new run's starting weights (sources.py);
+    ``config`` (config.json) defaults to a new run's."""
     world = world.on(cfg.device)
     cfg = pair(model_cfg, cfg)  # the one rule for the verdict head and its non-digits; config.json records it
+    init, started_from = initial_weights(model_cfg, cfg) if config is None else (None, {})
     data = load_mnist(data_dir)
     train_mix, val_mix = split_train_val(data["train"], cfg)
+    train_mix, extra = with_extra_digits(train_mix, cfg)
     world.check_global_batch(cfg.batch_size, len(train_mix))
-    config = config or run_config(model_cfg, cfg, len(train_mix))
-    return Run(out, cfg, world, train_mix, val_mix, data["test"], config)
-
-
-def with_bank(run: Run) -> Run:
-    """The run with its bank of synthetic non-digits (negatives.py) given to the training mixture, when the
-    run trains on them: drawn from the run's seed, the same on every rank."""
-    if not run.cfg.negatives:
-        return run
-    mix = run.train_mix
-    bank = training_bank(mix.images, mix.labels, run.cfg.negatives, run.cfg.seed)
-    return replace(run, train_mix=NumberMixture(mix.images, mix.labels, negatives=bank))
+    config = config or run_config(model_cfg, cfg, len(train_mix), extra, started_from)
+    return Run(out, cfg, world, train_mix, val_mix, data["test"], config, init)
 
 
 def fresh_state(run: Run, model_cfg: ModelConfig) -> TrainState:
@@ -123,6 +117,8 @@ def fresh_state(run: Run, model_cfg: ModelConfig) -> TrainState:
     left as it was)."""
     with seeded(run.cfg.seed, run.world.device):
         model = build_model(model_cfg)
+    if run.init is not None:
+        model.load_state_dict(run.init)
     # channels-last: the layout oneDNN's CPU convolutions run fastest in (see benchmarks/RESULTS.md)
     model = model.to(run.world.device, memory_format=torch.channels_last)
     opt, sched = make_optimizer(model, run.cfg, run.steps)

@@ -17,6 +17,7 @@ from ..errors import CheckpointError, ConfigError
 from ..files import CONFIG
 from .distributed import World
 from .rundir import write_history
+from .sources import check_extra_unchanged
 from .state import SavedState, TrainState, config_digest, encode, restore
 from .store import parse_state, read_run, save_state
 
@@ -46,6 +47,7 @@ def run_configs(config: dict, run_dir: Path, saved: SavedState, start: Resume) -
     if saved.meta.get("config_sha256") != config_digest(config):
         raise CheckpointError(f"{run_dir / CONFIG} changed since {saved.path} was saved; "
                               "put the run's config back or start the run again")
+    check_extra_unchanged(config, run_dir)
     try:
         model_cfg, cfg = ModelConfig.from_dict(config["model"]), TrainConfig.from_dict(config["train"])
     except (ConfigError, KeyError, TypeError) as error:

@@ -33,14 +33,17 @@ def prepare_run_dir(out: Path, overwrite: bool) -> None:
             (out / name).unlink()
 
 
-def run_config(model_cfg: ModelConfig, cfg: TrainConfig, n_train: int) -> dict:
-    """What config.json records: enough to rebuild the model and repeat the run."""
+def run_config(model_cfg: ModelConfig, cfg: TrainConfig, n_train: int, extra: list[dict] | None = None,
+               started_from: dict | None = None) -> dict:
+    """What config.json records: enough to rebuild the model and repeat the run; ``extra`` the extra digits'
+    files with their digests, ``started_from`` the starting weights' (--init); each only when there are some."""
+    data = {"sha256": data_digests(), "train_images": n_train, "val_images": cfg.val_size,
+            "val_number_seed": VAL_NUMBER_SEED}
     return {
         "model": model_cfg.to_dict(),
         "train": cfg.to_dict(),
         "seed": cfg.seed,
-        "data": {"sha256": data_digests(), "train_images": n_train, "val_images": cfg.val_size,
-                 "val_number_seed": VAL_NUMBER_SEED},
+        "data": {**data, **({"extra_digits": extra} if extra else {}), **(started_from or {})},
         "versions": {"digitsum": __version__, "torch": torch.__version__, "python": platform.python_version()},
     }
 
