@@ -24,7 +24,7 @@ import torch
 
 from digitsum.calibration import KEEP
 from digitsum.mixture import normalize
-from digitsum.novelty import distance, fit_gaussian
+from digitsum.novelty import branch_layers, distance, fit_gaussian, fit_novelty
 
 KNN_BANK, K = 10_000, 10
 NEGATIVE_SEED = 7_777  # generated negatives for the logistic combination (training runs use their own seed)
@@ -37,10 +37,12 @@ def outputs(model, images28: np.ndarray, batch: int = 1000) -> dict[str, torch.T
     with torch.inference_mode():
         for i in range(0, len(images28), batch):
             x = normalize(torch.from_numpy(np.ascontiguousarray(images28[i : i + batch])))  # (B, 1, 28, 28)
-            f = model.features(x)  # (B, F)
-            parts.append((f, model.heads(f, torch.zeros(len(x), dtype=torch.int64))[0], model.verdict(f)))
+            layers = branch_layers(model.image_branch, x)
+            f = layers[-1]  # (B, F)
+            parts.append((f, model.heads(f, torch.zeros(len(x), dtype=torch.int64))[0], model.verdict(f), layers))
     return {"features": torch.cat([p[0] for p in parts]), "logits": torch.cat([p[1] for p in parts]),
-            "verdict": torch.cat([p[2] for p in parts])}
+            "verdict": torch.cat([p[2] for p in parts]),
+            "layers": [torch.cat([p[3][i] for p in parts]) for i in range(len(parts[0][3]))]}
 
 
 class Scorer:
@@ -48,6 +50,8 @@ class Scorer:
 
     def __init__(self, model, temperature: float, train_images, train_labels, val_images, negatives):
         self.model, self.temperature = model, temperature
+        self.novelty = fit_novelty(model, torch.from_numpy(train_images), torch.as_tensor(train_labels),
+                                   torch.from_numpy(val_images))  # what digitsum train fits and ships
         train = outputs(model, train_images)
         self.means, self.whiten = fit_gaussian(train["features"], torch.as_tensor(train_labels))
         pick = np.random.default_rng(0).permutation(len(train_images))[:KNN_BANK]
@@ -70,7 +74,13 @@ class Scorer:
                 "MSP": probs.max(1).values.numpy(),
                 "energy": torch.logsumexp(out["logits"].double(), 1).numpy(),
                 "Mahalanobis": -torch.log(distance(f, self.means, self.whiten).double() + 1e-6).numpy(),
-                f"kNN (k={K})": (sims.double() - 1).numpy()}
+                f"kNN (k={K})": (sims.double() - 1).numpy(), **self.layered(out)}
+
+    def layered(self, out: dict) -> dict[str, np.ndarray]:
+        n = self.novelty
+        z = ((n.scores(out["layers"], out["verdict"]) - n.centre) / n.spread).double()  # (N, 1 + L)
+        return {"Mahalanobis, every layer": z[:, 1:].sum(1).numpy(), "the rule: head + Mahalanobis, every layer":
+                z.sum(1).numpy()}
 
     def scores_of(self, raw: dict) -> dict[str, np.ndarray]:
         out = dict(raw)

@@ -142,7 +142,8 @@ _EMPTY = np.zeros((0, 28, 28), dtype=np.uint8)
 
 def _torch_predictor(path, device) -> Predictor:
     checkpoint = load_checkpoint(path, device)
-    return Predictor(TorchBackend(checkpoint.model), checkpoint.config, checkpoint.metrics, checkpoint.calibration)
+    return Predictor(TorchBackend(checkpoint.inference_model), checkpoint.config, checkpoint.metrics,
+                     checkpoint.calibration)
 
 
 def _onnx_predictor(path, device) -> Predictor:

@@ -29,6 +29,7 @@ from ..mixture import NumberMixture, split_train_val
 from ..model import build_model
 from ..negatives import BANK as NEGATIVE_BANK
 from ..negatives import make_negatives
+from ..novelty import THRESHOLD, fit_novelty, with_novelty
 from ..runtime import seeded
 from ..runtime import threads as torch_threads
 from .distributed import StopRequest, World, session
@@ -149,7 +150,13 @@ def finish_run(run: Run, model, state: RunState) -> dict:
         save_weights(model, run.out / WEIGHTS)  # those of the state, even if a killed run wrote later ones
         calibration = calibrate(model, run.val_mix)
         atomic_write_json(run.out / CALIBRATION, calibration.to_dict())
-        metrics = evaluate(model, run.test, calibration)
+        tested = model
+        if model.has_verdict:  # the verdict's rule (novelty.py), from the training and validation images
+            novelty = fit_novelty(model, run.train_mix.images, run.train_mix.labels, run.val_mix.images,
+                                  fitted_on=f"{len(run.train_mix.labels)} MNIST training images; the validation split")
+            novelty.save(run.out)
+            tested, calibration = with_novelty(model, novelty), replace(calibration, is_digit_threshold=THRESHOLD)
+        metrics = evaluate(tested, run.test, calibration)
         metrics["train_seconds"] = sum(h["seconds"] for h in state.history)
         metrics["best_epoch"] = state.best_epoch
         atomic_write_json(run.out / METRICS, metrics)
