@@ -12,7 +12,11 @@ Every score is higher for an image more like a digit, computed from one pass of 
   images (Sun et al. 2022);
 * combinations of the verdict head and Mahalanobis: the lower of the two standardised on validation
   digits ("min"), their sum ("sum"), and a logistic regression fitted on validation digits against
-  digitsum's generated negatives (negatives.py, a seed no run trains on): never on an evaluation set.
+  digitsum's generated negatives (negatives.py, a seed no run trains on): never on an evaluation set;
+* Mahalanobis on every layer of the image branch (novelty.py: each convolution block's channel means
+  and standard deviations, and the features), standardised and summed; the same plus the head ("rule":
+  what digitsum ships, fitted here as ``digitsum train`` fits it); and a logistic regression on those
+  five standardised scores, fitted on validation digits against the generated negatives.
 
 Each score's threshold keeps ``KEEP`` of the validation digits, as the shipped verdict's does.
 """
@@ -52,6 +56,7 @@ class Scorer:
         self.model, self.temperature = model, temperature
         self.novelty = fit_novelty(model, torch.from_numpy(train_images), torch.as_tensor(train_labels),
                                    torch.from_numpy(val_images))  # what digitsum train fits and ships
+        self.logistic5 = None
         train = outputs(model, train_images)
         self.means, self.whiten = fit_gaussian(train["features"], torch.as_tensor(train_labels))
         pick = np.random.default_rng(0).permutation(len(train_images))[:KNN_BANK]
@@ -60,7 +65,9 @@ class Scorer:
         val = self.raw(outputs(model, val_images))
         self.stats = {k: (float(v.mean()), float(v.std())) for k, v in val.items() if k in ("verdict head",
                                                                                             "Mahalanobis")}
-        neg = self.raw(outputs(model, negatives))
+        neg_out = outputs(model, negatives)
+        self.logistic5 = fit_logistic(self.standardised(outputs(model, val_images)), self.standardised(neg_out))
+        neg = self.raw(neg_out)
         self.logistic = fit_logistic(np.stack([val["verdict head"], val["Mahalanobis"]], 1),
                                      np.stack([neg["verdict head"], neg["Mahalanobis"]], 1))
         self.thresholds = {k: float(np.quantile(v, 1 - KEEP)) for k, v in self.scores_of(val).items()}
@@ -76,11 +83,17 @@ class Scorer:
                 "Mahalanobis": -torch.log(distance(f, self.means, self.whiten).double() + 1e-6).numpy(),
                 f"kNN (k={K})": (sims.double() - 1).numpy(), **self.layered(out)}
 
-    def layered(self, out: dict) -> dict[str, np.ndarray]:
+    def standardised(self, out: dict) -> np.ndarray:
+        """(N, 1 + L): the rule's scores, standardised on validation digits."""
         n = self.novelty
-        z = ((n.scores(out["layers"], out["verdict"]) - n.centre) / n.spread).double()  # (N, 1 + L)
-        return {"Mahalanobis, every layer": z[:, 1:].sum(1).numpy(), "the rule: head + Mahalanobis, every layer":
-                z.sum(1).numpy()}
+        return ((n.scores(out["layers"], out["verdict"]) - n.centre) / n.spread).double().numpy()
+
+    def layered(self, out: dict) -> dict[str, np.ndarray]:
+        z = self.standardised(out)
+        scores = {"Mahalanobis, every layer": z[:, 1:].sum(1), "the rule: head + Mahalanobis, every layer": z.sum(1)}
+        if self.logistic5 is not None:
+            scores["logistic(the rule's scores) on generated negatives"] = z @ self.logistic5[0] + self.logistic5[1]
+        return scores
 
     def scores_of(self, raw: dict) -> dict[str, np.ndarray]:
         out = dict(raw)

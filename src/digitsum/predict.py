@@ -39,7 +39,7 @@ class Prediction:
     sum_probabilities: list[float]  # 19, calibrated
     image: np.ndarray = field(repr=False)  # (28, 28) uint8, light ink on black
     is_digit: bool = True  # False: the image does not look like a digit (digit and sum are then a best guess)
-    is_digit_score: float | None = None  # the verdict's probability that it is a digit (None: no verdict head)
+    is_digit_score: float | None = None  # the verdict's score in [0, 1] (novelty.py; None: no verdict head)
 
     @property
     def digit_probability(self) -> float:
