@@ -62,15 +62,16 @@ class Scorer:
         pick = np.random.default_rng(0).permutation(len(train_images))[:KNN_BANK]
         self.bank = torch.nn.functional.normalize(train["features"][pick], dim=1)  # (KNN_BANK, F)
         self.stats = {}
-        val = self.raw(outputs(model, val_images))
+        val_out = outputs(model, val_images)
+        val = self.raw(val_out)
         self.stats = {k: (float(v.mean()), float(v.std())) for k, v in val.items() if k in ("verdict head",
                                                                                             "Mahalanobis")}
         neg_out = outputs(model, negatives)
-        self.logistic5 = fit_logistic(self.standardised(outputs(model, val_images)), self.standardised(neg_out))
+        self.logistic5 = fit_logistic(self.standardised(val_out), self.standardised(neg_out))
         neg = self.raw(neg_out)
         self.logistic = fit_logistic(np.stack([val["verdict head"], val["Mahalanobis"]], 1),
                                      np.stack([neg["verdict head"], neg["Mahalanobis"]], 1))
-        self.thresholds = {k: float(np.quantile(v, 1 - KEEP)) for k, v in self.scores_of(val).items()}
+        self.thresholds = {k: float(np.quantile(v, 1 - KEEP)) for k, v in self.scores_of(self.raw(val_out)).items()}
 
     def raw(self, out: dict) -> dict[str, np.ndarray]:
         f = out["features"]

@@ -28,7 +28,8 @@ from ..files import CALIBRATION, METRICS, WEIGHTS, atomic_write_json
 from ..mixture import NumberMixture, split_train_val
 from ..model import build_model
 from ..negatives import BANK as NEGATIVE_BANK
-from ..negatives import make_negatives
+from ..negatives import BROAD_KINDS, make_negatives
+from ..negatives import KINDS as NEGATIVE_KINDS
 from ..novelty import THRESHOLD, fit_novelty, with_novelty
 from ..runtime import seeded
 from ..runtime import threads as torch_threads
@@ -87,7 +88,9 @@ def draw_negatives(run: Run) -> None:
     size, from the run's seed (the same on every rank)."""
     if run.cfg.negatives:
         count = min(NEGATIVE_BANK, max(1, round(run.cfg.negatives * len(run.train_mix))))
-        run.train_mix.negatives = make_negatives(count, run.train_mix.images, run.train_mix.labels, run.cfg.seed)
+        kinds = BROAD_KINDS if run.cfg.negative_kinds == "broad" else NEGATIVE_KINDS
+        run.train_mix.negatives = make_negatives(count, run.train_mix.images, run.train_mix.labels, run.cfg.seed,
+                                                 kinds)
 
 
 def start_model(run: Run, model_cfg: ModelConfig):
