@@ -98,7 +98,7 @@ class Novelty(nn.Module):
         return (combined - self.threshold) * self.scale
 
     def tensors(self) -> dict[str, torch.Tensor]:
-        return {name.replace("_", "."): b.contiguous() for name, b in self.named_buffers()}
+        return {name.replace("_", "."): b.detach().cpu().contiguous() for name, b in self.named_buffers()}
 
     def save(self, folder: str | Path) -> None:
         folder = Path(folder)
@@ -135,7 +135,7 @@ def fit_novelty(model: nn.Module, train_images: torch.Tensor, train_labels: torc
                    scale=torch.tensor(1 / float(combined.std())))
     info = {"rule": "sum of standardised scores: verdict head logit, -log Mahalanobis distance per layer",
             "layers": bare.layers, "keep": keep, "threshold": THRESHOLD, "fitted_on": fitted_on}
-    return Novelty(tensors, info)
+    return Novelty(tensors, info).to(next(model.parameters()).device)  # beside the model it was fitted for
 
 
 def load_novelty(folder: Path) -> Novelty | None:
