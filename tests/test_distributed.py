@@ -51,7 +51,7 @@ def test_two_processes_write_one_run_and_print_once(mnist_dir, mnist, tmp_path):
                       "--val-size", "1000", "--threads", "1", "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert {p.name for p in out.iterdir()} == {"config.json", "model.safetensors", "metrics.jsonl", "metrics.json",
-                                               "calibration.json"}
+                                               "calibration.json", "novelty.safetensors", "novelty.json"}
     lines = (out / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 1  # written by rank 0 only
     assert result.stdout.count("epoch  1/1") == 1 and result.stdout.count("run written to") == 1

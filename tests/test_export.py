@@ -40,7 +40,7 @@ def exported(checkpoint, mnist_dir, tmp_path_factory):
     """(the .onnx file, the max abs difference its export reported) for the small run."""
     path = tmp_path_factory.mktemp("onnx") / "small.onnx"
     images, numbers, _ = check_batch(mnist_dir, 1000)
-    return path, export_onnx(checkpoint.model, path, images, numbers, describe(checkpoint))
+    return path, export_onnx(checkpoint.inference_model, path, images, numbers, describe(checkpoint))
 
 
 @pytest.fixture
@@ -69,7 +69,7 @@ def test_the_reported_difference_is_measured_on_the_check_images(exported, check
     images, numbers, _ = check_batch(str(mnist_dir), 1000)
     x = normalize(images)
     with torch.inference_mode():  # the checkpoint's model as it loads, in its own memory layout
-        expected = [t.numpy() for t in checkpoint.model(x, numbers)]  # digit, sum, verdict
+        expected = [t.numpy() for t in checkpoint.inference_model(x, numbers)]  # digit, sum, verdict
     found = OnnxBackend(path, threads=1)(x.numpy(), numbers.numpy())
     measured = max(float(np.abs(e - f).max()) for e, f in zip(expected, found, strict=True))
     assert reported == pytest.approx(measured, rel=1e-6, abs=1e-12)
@@ -80,7 +80,7 @@ def test_the_reported_difference_is_measured_on_the_check_images(exported, check
 def test_onnx_and_torch_agree_at_batch_size(exported, checkpoint, mnist, batch):
     images = normalize(mnist["test"].images[-batch:]).numpy()  # (B, 1, 28, 28), not the export's check images
     numbers = (np.arange(batch) * 7 % 10).astype(np.int64)  # (B,)
-    expected = TorchBackend(checkpoint.model)(images, numbers)
+    expected = TorchBackend(checkpoint.inference_model)(images, numbers)
     found = OnnxBackend(exported[0], threads=1)(images, numbers)
     for e, f, shape in zip(expected, found, [(batch, 10), (batch, 19), (batch,)], strict=True):
         assert f.shape == shape and f.dtype == np.float32

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
-from digitsum.negatives import KINDS, MIN_ELONGATION, elongation, make_negatives
+from digitsum.config import TrainConfig
+from digitsum.errors import ConfigError
+from digitsum.negatives import BROAD_KINDS, KINDS, MIN_ELONGATION, elongation, make_negatives
 
 
 def test_the_same_seed_draws_the_same_set_and_another_seed_another(mnist):
@@ -17,10 +20,11 @@ def test_the_same_seed_draws_the_same_set_and_another_seed_another(mnist):
     assert not torch.equal(first, make_negatives(2 * len(KINDS), images, labels, seed=8))
 
 
-def test_every_kind_is_an_mnist_style_image_with_ink_that_is_not_a_stroke(mnist):
+@pytest.mark.parametrize("kinds", [KINDS, BROAD_KINDS])
+def test_every_kind_is_an_mnist_style_image_with_ink_that_is_not_a_stroke(mnist, kinds):
     train = mnist["train"]
-    drawn = make_negatives(3 * len(KINDS), train.images[:2000], train.labels[:2000], seed=0)
-    assert drawn.shape == (3 * len(KINDS), 28, 28) and drawn.dtype == torch.uint8
+    drawn = make_negatives(3 * len(kinds), train.images[:2000], train.labels[:2000], seed=0, kinds=kinds)
+    assert drawn.shape == (3 * len(kinds), 28, 28) and drawn.dtype == torch.uint8
     for image in drawn.numpy():
         assert image.max() == 255 and (image > 127).sum() >= 10  # ink, scaled as preprocessing scales digits
         rows, cols = np.nonzero(image)
@@ -33,3 +37,12 @@ def test_elongation_tells_a_line_from_a_blob():
     line[4:24, 13:15] = 255
     blob[8:20, 8:20] = 255
     assert elongation(Image.fromarray(line)) < 0.2 < MIN_ELONGATION < 0.9 < elongation(Image.fromarray(blob))
+
+
+def test_the_broad_kinds_begin_with_the_classic_ones_drawn_alike(mnist):
+    """The first round of kinds is drawn from the same generator state: the broad set adds, it does not change."""
+    images, labels = mnist["train"].images[:2000], mnist["train"].labels[:2000]
+    classic = make_negatives(len(KINDS), images, labels, seed=5)
+    assert torch.equal(classic, make_negatives(len(KINDS), images, labels, seed=5, kinds=BROAD_KINDS))
+    with pytest.raises(ConfigError, match="negative-kinds"):
+        TrainConfig(negative_kinds="photos")

@@ -31,7 +31,8 @@ def test_short_run_reaches_sane_test_accuracy(small_run):
 
 def test_run_directory_holds_weights_config_and_history(small_run):
     assert {p.name for p in small_run.iterdir()} == {"model.safetensors", "config.json", "metrics.jsonl",
-                                                      "metrics.json", "calibration.json"}
+                                                      "metrics.json", "calibration.json", "novelty.safetensors",
+                                                      "novelty.json"}
     lines = history(small_run)
     assert [h["epoch"] for h in lines] == [1, 2, 3]
     assert all(EPOCH_KEYS <= h.keys() for h in lines)

@@ -3,13 +3,15 @@
 A checkpoint is a ``model.safetensors`` (weights only) with a ``config.json`` beside
 it holding at least ``{"model": ModelConfig}``; a run directory also holds
 ``metrics.json`` and ``calibration.json`` (temperatures and the verdict's threshold; an older
-checkpoint without it predicts uncalibrated). Nothing is ever unpickled.
+checkpoint without it predicts uncalibrated), and ``novelty.safetensors`` + ``novelty.json``: the
+verdict's rule (novelty.py; an older checkpoint without them keeps the head's verdict). Nothing is
+ever unpickled.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from .config import ModelConfig
 from .errors import CheckpointError, ConfigError
 from .files import CALIBRATION, CONFIG, METRICS, WEIGHTS, atomic_write_bytes, read_bytes, read_json
 from .model import DigitSumNet, build_model
+from .novelty import THRESHOLD, Novelty, load_novelty, with_novelty
 
 
 @dataclass
@@ -34,6 +37,12 @@ class Checkpoint:
     metrics: dict = field(default_factory=dict)
     path: Path | None = None
     calibration: Calibration = field(default_factory=Calibration)
+    novelty: Novelty | None = None  # the verdict's rule (None: the head's own verdict)
+
+    @property
+    def inference_model(self) -> torch.nn.Module:
+        """The model with the checkpoint's verdict rule: what predict, evaluate and export run."""
+        return with_novelty(self.model, self.novelty)
 
 
 def bundled_path() -> Path:
@@ -88,7 +97,12 @@ def load_checkpoint(path: str | os.PathLike | None = None, device: torch.device 
     metrics_path = config_path.parent / METRICS
     metrics = read_json(metrics_path, "checkpoint metrics") if metrics_path.is_file() else {}
     model.to(device).eval()
-    return Checkpoint(model, config, metrics, weights, read_calibration(config_path.parent / CALIBRATION))
+    calibration = read_calibration(config_path.parent / CALIBRATION)
+    novelty = load_novelty(config_path.parent) if model.has_verdict else None
+    if novelty is not None:  # the rule's logit replaces the head's: is_digit_score >= 0.5
+        novelty.to(device)
+        calibration = replace(calibration, is_digit_threshold=THRESHOLD)
+    return Checkpoint(model, config, metrics, weights, calibration, novelty)
 
 
 def read_calibration(path: Path) -> Calibration:

@@ -88,6 +88,9 @@ class TrainConfig:
     """Share of training digits stretched toward filling their box, as many scanned digits are (augment.py)."""
     negatives: float = 0.125
     """Synthetic non-digits (negatives.py) added to each batch, as a share of its digits, for the verdict head."""
+    negative_kinds: str = "classic"
+    """Which non-digits: ``classic`` (negatives.KINDS) or ``broad`` (negatives.BROAD_KINDS: also filled shapes,
+    textures, very thin and very thick pens)."""
     seed: int = 0
     """Seeds the weights, the per-epoch order, numbers and shifts."""
     threads: int = 0
@@ -117,6 +120,8 @@ class TrainConfig:
         _check(0 <= self.max_shift <= 8, f"--max-shift must be 0-8, got {self.max_shift}")
         _check(0 <= self.stretch <= 1, f"--stretch must be in [0, 1] (a share of the digits), got {self.stretch}")
         _check(0 <= self.negatives <= 1, f"--negatives must be in [0, 1] (a share of each batch), got {self.negatives}")
+        _check(self.negative_kinds in ("classic", "broad"),
+               f"--negative-kinds must be classic or broad, got {self.negative_kinds!r}")
         _check(self.threads >= 0, f"--threads must be non-negative, got {self.threads}")
         _check(self.limit >= 0, f"--limit must be non-negative, got {self.limit}")
         _check(0 < self.val_size < 60000, f"--val-size must be 1-59999, got {self.val_size}")

@@ -32,7 +32,7 @@ import torch
 from .checkpoint import load_checkpoint
 from .config import NUM_NUMBERS
 from .errors import ExportError, OnnxError, require
-from .files import WEIGHTS, atomic_write_bytes, cache_dir
+from .files import NOVELTY_RULE, NOVELTY_TENSORS, WEIGHTS, atomic_write_bytes, cache_dir
 from .mixture import normalize
 from .onnx_runtime import INPUTS, OUTPUTS, VERDICT_OUTPUT, OnnxBackend
 
@@ -157,17 +157,25 @@ def random_check_batch(n: int = CHECK_IMAGES) -> tuple[torch.Tensor, torch.Tenso
 
 def describe(checkpoint) -> dict[str, str]:
     """The graph metadata that lets an .onnx file stand alone: the checkpoint's config, metrics and calibration."""
-    return {"digitsum.config": json.dumps(checkpoint.config), "digitsum.metrics": json.dumps(checkpoint.metrics),
-            "digitsum.calibration": json.dumps(checkpoint.calibration.to_dict())}
+    described = {"digitsum.config": json.dumps(checkpoint.config), "digitsum.metrics": json.dumps(checkpoint.metrics),
+                 "digitsum.calibration": json.dumps(checkpoint.calibration.to_dict())}
+    if checkpoint.novelty is not None:  # computed in the graph; its description for whoever reads the file
+        described["digitsum.novelty"] = json.dumps(checkpoint.novelty.info)
+    return described
 
 
 def default_onnx_cache(checkpoint_path: str | os.PathLike) -> Path:
     """Where a checkpoint's first-use export is kept: ``$XDG_CACHE_HOME/digitsum/onnx/<sha256[:16]>.onnx``,
-    named after the SHA-256 of its weights file (``checkpoint_path`` or the run directory's model.safetensors)."""
+    named after the SHA-256 of its weights file (``checkpoint_path`` or the run directory's model.safetensors)
+    and of the verdict rule's files beside it, where there are some (novelty.py)."""
     weights = Path(checkpoint_path)
     weights = weights / WEIGHTS if weights.is_dir() else weights
     try:
-        digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
+        digest = hashlib.sha256(weights.read_bytes())
+        for extra in (weights.parent / NOVELTY_TENSORS, weights.parent / NOVELTY_RULE):
+            if extra.is_file():
+                digest.update(extra.read_bytes())
+        digest = digest.hexdigest()[:16]
     except OSError as error:
         raise ExportError(f"cannot read checkpoint weights {weights}: {error.strerror or error}") from None
     return cache_dir("onnx") / f"{digest}.onnx"
@@ -189,5 +197,5 @@ def cached_export(path: str | os.PathLike | None = None) -> tuple[Path, bool]:
     except OSError as error:
         raise ExportError(f"cannot create the ONNX cache folder {cache.parent}: {error.strerror}") from None
     images, numbers, _ = random_check_batch()
-    export_onnx(checkpoint.model, cache, images, numbers, describe(checkpoint))
+    export_onnx(checkpoint.inference_model, cache, images, numbers, describe(checkpoint))
     return cache, True

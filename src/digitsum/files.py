@@ -6,6 +6,7 @@ A run directory (and a checkpoint, which is its model part) holds:
 * ``model.safetensors``: the weights (safetensors: nothing is ever unpickled);
 * ``metrics.jsonl``: one line per epoch; ``metrics.json``: the final test figures;
 * ``calibration.json``: the fitted temperatures and the is-a-digit rule;
+* ``novelty.safetensors`` and ``novelty.json``: the verdict's rule (novelty.py);
 * ``resume/``: while the run is in progress, its resumable states.
 
 Every file is written to a temporary name in the same folder, then renamed, so that readers
@@ -24,7 +25,8 @@ from .errors import CheckpointError, WriteError
 
 CONFIG, WEIGHTS, HISTORY, METRICS = "config.json", "model.safetensors", "metrics.jsonl", "metrics.json"
 CALIBRATION, RESUME = "calibration.json", "resume"
-RUN_FILES = (CONFIG, WEIGHTS, HISTORY, METRICS, CALIBRATION, RESUME)
+NOVELTY_TENSORS, NOVELTY_RULE = "novelty.safetensors", "novelty.json"
+RUN_FILES = (CONFIG, WEIGHTS, HISTORY, METRICS, CALIBRATION, NOVELTY_TENSORS, NOVELTY_RULE, RESUME)
 
 
 def cache_dir(name: str) -> Path:

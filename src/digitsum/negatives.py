@@ -8,6 +8,11 @@ Each kind is a way of not being a digit that people draw:
 * MNIST training digits made into non-digits, in the writers' own strokes: two side by side, one
   mirrored (2 3 4 5 6 7 9: a mirrored 0, 1 or 8 is still a digit) or turned a quarter (1-7 and 9).
 
+``BROAD_KINDS`` (``TrainConfig.negative_kinds = "broad"``; not the default yet) adds kinds the verdict
+has never seen: filled shapes and blobs (silhouettes), smooth random textures (photo-like content), and
+scribbles in very thin and very thick pens. (Fragments of digits were tried and left out: a window on an
+8 or a 7 is often still an 8 or a 7.)
+
 Every example goes through the same preprocessing as a user's image (``preprocess.to_mnist``), so
 the network sees a non-digit exactly as it would see one drawn on the page. Everything is drawn
 from a generator seeded by the caller: the same seed, the same set.
@@ -26,6 +31,7 @@ from .errors import ImageError
 LETTERS = "CEFHKMNPRUVWXYcefhkmnpuvwx"
 SYMBOLS = "#%*+=@~<>"
 KINDS = ("letter", "symbol", "scribble", "pair", "mirrored", "turned")
+BROAD_KINDS = (*KINDS, "shape", "texture", "thin", "thick")
 MIRRORED = (2, 3, 4, 5, 6, 7, 9)  # digits whose mirror image is no digit
 TURNED = (1, 2, 3, 4, 5, 6, 7, 9)  # digits that a quarter turn makes into no digit
 BANK = 6000  # non-digits drawn for a training run; each epoch picks from them, shifted anew
@@ -64,11 +70,12 @@ def elongation(image: Image.Image) -> float:
     return float(np.sqrt(max(spread[0], 0) / max(spread[1], 1e-9)))
 
 
-def scribble(rng: np.random.Generator) -> Image.Image:
-    """One to three smooth random strokes (quadratic curves through random points), light on black."""
+def scribble(rng: np.random.Generator, widths: tuple[int, int] = (4, 12)) -> Image.Image:
+    """One to three smooth random strokes (quadratic curves through random points), light on black, in a pen
+    ``widths`` pixels wide (the upper bound excluded)."""
     image = Image.new("L", (CANVAS, CANVAS), 0)
     draw = ImageDraw.Draw(image)
-    width = int(rng.integers(4, 12))
+    width = int(rng.integers(*widths))
     for _ in range(int(rng.integers(1, 4))):
         points = rng.uniform(8, CANVAS - 8, size=(int(rng.integers(3, 7)), 2))
         path = []
@@ -105,6 +112,38 @@ def turned(digits: np.ndarray, rng: np.random.Generator) -> Image.Image:
     return Image.fromarray(x.copy()).resize((56, 56))
 
 
+def shape(rng: np.random.Generator) -> Image.Image:
+    """A filled ellipse, rectangle, triangle or smooth blob (a silhouette), light on black, turned at random."""
+    image = Image.new("L", (CANVAS, CANVAS), 0)
+    draw = ImageDraw.Draw(image)
+    c, r = rng.uniform(0.4, 0.6, 2) * CANVAS, rng.uniform(0.15, 0.4, 2) * CANVAS
+    kind = int(rng.integers(4))
+    if kind == 0:
+        draw.ellipse((c[0] - r[0], c[1] - r[1], c[0] + r[0], c[1] + r[1]), fill=255)
+    elif kind == 1:
+        draw.rectangle((c[0] - r[0], c[1] - r[1], c[0] + r[0], c[1] + r[1]), fill=255)
+    else:
+        n = 3 if kind == 2 else 12
+        angles = np.sort(rng.uniform(0, 2 * np.pi, n)) if kind == 2 else np.linspace(0, 2 * np.pi, n, endpoint=False)
+        radii = rng.uniform(0.5, 1.0, n) * r.mean()
+        draw.polygon([(c[0] + a * np.cos(t), c[1] + a * np.sin(t)) for a, t in zip(radii, angles, strict=True)],
+                     fill=255)
+        if kind == 3:
+            image = image.filter(ImageFilter.GaussianBlur(4)).point(lambda v: 255 if v > 127 else 0)
+    return image.rotate(float(rng.uniform(0, 360)), Image.Resampling.BILINEAR)
+
+
+def texture(rng: np.random.Generator) -> Image.Image:
+    """Smooth random grey content (coarse noise, upsampled, over a gradient): what photographs look like
+    to a digit reader."""
+    k = int(rng.integers(3, 12))
+    coarse = rng.uniform(0, 255, (k, k)).astype(np.uint8)
+    image = np.asarray(Image.fromarray(coarse).resize((CANVAS, CANVAS), Image.Resampling.BICUBIC), dtype=np.float64)
+    ramp = np.linspace(0, rng.uniform(-120, 120), CANVAS)
+    image = image + (ramp[None, :] if rng.random() < 0.5 else ramp[:, None])
+    return Image.fromarray(np.clip(image, 0, 255).astype(np.uint8))
+
+
 def draw_one(kind: str, digits: tuple[np.ndarray, np.ndarray], rng: np.random.Generator) -> Image.Image:
     """One non-digit of ``kind``; ``digits`` are (labels (N,), images (N, 28, 28)) to make some from."""
     if kind == "letter":
@@ -115,11 +154,16 @@ def draw_one(kind: str, digits: tuple[np.ndarray, np.ndarray], rng: np.random.Ge
         return scribble(rng)
     if kind == "pair":
         return pair(digits[1], rng)
+    if kind in ("thin", "thick"):
+        return scribble(rng, (1, 4) if kind == "thin" else (14, 25))
+    if kind in ("shape", "texture"):
+        return {"shape": shape, "texture": texture}[kind](rng)
     return {"mirrored": mirrored, "turned": turned}[kind](digits, rng)
 
 
-def make_negatives(count: int, images: torch.Tensor, labels: torch.Tensor, seed: int) -> torch.Tensor:
-    """``count`` non-digits as MNIST-style uint8 images (count, 28, 28), the kinds in turn.
+def make_negatives(count: int, images: torch.Tensor, labels: torch.Tensor, seed: int,
+                   kinds: tuple[str, ...] = KINDS) -> torch.Tensor:
+    """``count`` non-digits as MNIST-style uint8 images (count, 28, 28), ``kinds`` in turn.
 
     ``images`` (N, 28, 28) uint8 and ``labels`` (N,) are training digits to make some of them from;
     ``seed`` fixes the whole set.
@@ -132,7 +176,7 @@ def make_negatives(count: int, images: torch.Tensor, labels: torch.Tensor, seed:
     for i in range(count):
         while True:  # a drawing with no ink left, or nearly a straight line (a 1), is drawn again
             try:
-                image = to_mnist(draw_one(KINDS[i % len(KINDS)], digits, rng))
+                image = to_mnist(draw_one(kinds[i % len(kinds)], digits, rng))
             except ImageError:
                 continue
             if elongation(Image.fromarray(image)) >= MIN_ELONGATION:
@@ -141,7 +185,8 @@ def make_negatives(count: int, images: torch.Tensor, labels: torch.Tensor, seed:
     return torch.from_numpy(out)
 
 
-def training_bank(images: torch.Tensor, labels: torch.Tensor, share: float, seed: int) -> torch.Tensor:
+def training_bank(images: torch.Tensor, labels: torch.Tensor, share: float, seed: int,
+                  kinds: tuple[str, ...] = KINDS) -> torch.Tensor:
     """The bank of non-digits a training run draws from: as many as one epoch uses (``share`` per training
-    digit of ``images`` (N, 28, 28) with ``labels`` (N,)), up to BANK, from the run's ``seed``."""
-    return make_negatives(min(BANK, max(1, round(share * len(images)))), images, labels, seed)
+    digit of ``images`` (N, 28, 28) with ``labels`` (N,)), up to BANK, of ``kinds``, from the run's ``seed``."""
+    return make_negatives(min(BANK, max(1, round(share * len(images)))), images, labels, seed, kinds)

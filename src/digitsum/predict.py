@@ -41,7 +41,7 @@ class Prediction:
     sum_probabilities: list[float]  # 19, calibrated
     image: np.ndarray = field(repr=False)  # (28, 28) uint8, light ink on black
     is_digit: bool = True  # False: the image does not look like a digit (digit and sum are then a best guess)
-    is_digit_score: float | None = None  # the verdict's probability that it is a digit (None: no verdict head)
+    is_digit_score: float | None = None  # the verdict's score in [0, 1] (novelty.py; None: no verdict head)
 
     @property
     def digit_probability(self) -> float:
@@ -136,7 +136,8 @@ _EMPTY = np.zeros((0, 28, 28), dtype=np.uint8)
 
 def _torch_predictor(path, device) -> Predictor:
     checkpoint = load_checkpoint(path, device)
-    return Predictor(TorchBackend(checkpoint.model), checkpoint.config, checkpoint.metrics, checkpoint.calibration)
+    return Predictor(TorchBackend(checkpoint.inference_model), checkpoint.config, checkpoint.metrics,
+                     checkpoint.calibration)
 
 
 def _onnx_predictor(path, device) -> Predictor:

@@ -47,7 +47,7 @@ def run(args) -> int:
     test = load_mnist(args.data_dir, splits=("test",))["test"]
     bar = progress(2 * len(test.labels), "evaluate", args.quiet, unit="image")
     try:
-        metrics = evaluate(checkpoint.model, test, checkpoint.calibration, on_batch=bar.update)
+        metrics = evaluate(checkpoint.inference_model, test, checkpoint.calibration, on_batch=bar.update)
     finally:
         bar.close()
     if args.json:

@@ -49,7 +49,7 @@ def run(args) -> int:
 
     checkpoint = load_checkpoint(args.checkpoint)
     images, numbers, what = check_batch(args.data_dir, args.check_images)
-    diff = export_onnx(checkpoint.model, args.output, images, numbers, describe(checkpoint))
+    diff = export_onnx(checkpoint.inference_model, args.output, images, numbers, describe(checkpoint))
     print(f"wrote {args.output}: onnxruntime matches torch on {what} "
           f"(max abs logit difference {diff:.2g}, identical digits and sums)")
     return 0

@@ -63,7 +63,7 @@ def run_source(run_dir: str | os.PathLike) -> ReportSource:
         config = read_json(run / CONFIG, "run config") if (run / CONFIG).is_file() else {}
         return ReportSource(str(run), config, {}, history, None, in_progress=True)
     checkpoint = load_checkpoint(run)  # reads config.json too
-    return ReportSource(str(run), checkpoint.config, checkpoint.metrics, history, checkpoint.model,
+    return ReportSource(str(run), checkpoint.config, checkpoint.metrics, history, checkpoint.inference_model,
                         calibration=checkpoint.calibration)
 
 
@@ -72,5 +72,5 @@ def checkpoint_source(path: str | os.PathLike | None = None) -> ReportSource:
     checkpoint = load_checkpoint(path)
     folder = checkpoint.path.parent
     name = "the bundled model" if path is None else str(path)
-    return ReportSource(name, checkpoint.config, checkpoint.metrics, read_history(folder / HISTORY), checkpoint.model,
-                        calibration=checkpoint.calibration)
+    return ReportSource(name, checkpoint.config, checkpoint.metrics, read_history(folder / HISTORY),
+                        checkpoint.inference_model, calibration=checkpoint.calibration)

@@ -23,7 +23,9 @@ class PredictionOut(BaseModel):
         min_length=28, max_length=28, description="the 28x28 image the model saw: 28 rows of 28 ints, light on black")
     is_digit: bool = Field(description="whether the image looks like a digit at all; if not, digit and sum are "
                            "a best guess")
-    is_digit_score: Probability | None = Field(description="the verdict's probability that the image is a digit "
+    is_digit_score: Probability | None = Field(description="the verdict's score in [0, 1]: is_digit is "
+                                               "is_digit_score >= 0.5; a logistic of how far the image is inside "
+                                               "the digits' range, in validation standard deviations "
                                                "(null for a model without a verdict)")
 
 

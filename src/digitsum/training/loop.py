@@ -25,6 +25,7 @@ from ..evaluate import calibrate, evaluate
 from ..files import CALIBRATION, METRICS, WEIGHTS, atomic_write_json
 from ..mixture import NumberMixture, split_train_val
 from ..model import build_model
+from ..novelty import THRESHOLD, fit_novelty, with_novelty
 from ..runtime import seeded
 from ..runtime import threads as torch_threads
 from . import resume
@@ -216,7 +217,13 @@ def finish(run: Run, ts: TrainState) -> dict:
         calibration = calibrate(model, run.val_mix, f"validation split: {len(run.val_mix)} MNIST training images "
                                 "held out from training")
         atomic_write_json(run.out / CALIBRATION, calibration.to_dict())
-        metrics = evaluate(model, run.test, calibration)
+        tested = model
+        if model.has_verdict:  # the verdict's rule (novelty.py), from the training and validation images
+            novelty = fit_novelty(model, run.train_mix.images, run.train_mix.labels, run.val_mix.images,
+                                  fitted_on=f"{len(run.train_mix.labels)} MNIST training images; the validation split")
+            novelty.save(run.out)
+            tested, calibration = with_novelty(model, novelty), replace(calibration, is_digit_threshold=THRESHOLD)
+        metrics = evaluate(tested, run.test, calibration)
         metrics["train_seconds"] = sum(h["seconds"] for h in state.history)
         metrics["best_epoch"] = state.best_epoch
         atomic_write_json(run.out / METRICS, metrics)

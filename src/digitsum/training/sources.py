@@ -18,7 +18,7 @@ from ..config import ModelConfig, TrainConfig
 from ..errors import CheckpointError, ConfigError
 from ..extra import changed_sources, read_extra_digits
 from ..mixture import NumberMixture
-from ..negatives import training_bank
+from ..negatives import BROAD_KINDS, KINDS, training_bank
 
 BUNDLED = "bundled"  # --init's name for the model shipped in the package
 
@@ -39,7 +39,8 @@ def with_bank(train_mix: NumberMixture, cfg: TrainConfig) -> NumberMixture:
     run's seed, the same on every rank."""
     if not cfg.negatives:
         return train_mix
-    bank = training_bank(train_mix.images, train_mix.labels, cfg.negatives, cfg.seed)
+    kinds = BROAD_KINDS if cfg.negative_kinds == "broad" else KINDS
+    bank = training_bank(train_mix.images, train_mix.labels, cfg.negatives, cfg.seed, kinds)
     return NumberMixture(train_mix.images, train_mix.labels, negatives=bank)
 
 

@@ -1,0 +1,183 @@
+"""How far an image is from the digits the network was trained on: the verdict digitsum ships.
+
+The verdict head was trained on a few kinds of generated non-digits and passes much of what it never
+saw (photographs, filled shapes, other alphabets). The network's own features separate those better:
+an image whose features lie far from every digit class is no digit (Mahalanobis distance, Lee et al.
+2018). The rule adds up, each standardised on the validation digits (mean 0, standard deviation 1):
+
+* the verdict head's logit;
+* minus the log Mahalanobis distance to the nearest class mean, with one shared covariance, of each of
+  the image branch's layers: every convolution block summarised by its channels' means and standard
+  deviations (low-level statistics: what tells a photograph from a pen stroke), and the image features
+  the heads read.
+
+Class means and covariances are fitted on MNIST's training images, the standardisation and the threshold
+on the validation split (``KEEP`` of its digits pass): no generated or evaluation image is used, and no
+weight is tuned. The rule's logit is the sum's margin over that threshold in validation standard
+deviations, so ``is_digit_score`` = sigmoid(logit) is 0.5 at the threshold and ``is_digit`` is
+``is_digit_score >= 0.5`` (benchmarks/nondigits.py measures this rule against the head and the baselines).
+
+Stored beside the weights as ``novelty.safetensors`` (tensors) and ``novelty.json``; nothing is unpickled.
+``NoveltyNet`` wraps a network so that its verdict output is the rule's logit: torch and the exported ONNX
+graph compute it the same way. A checkpoint without these files keeps the head's verdict.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+from torch import nn
+
+from .calibration import KEEP
+from .config import NUM_DIGITS
+from .errors import CheckpointError
+from .files import NOVELTY_RULE as RULE
+from .files import NOVELTY_TENSORS as TENSORS
+from .files import atomic_write_bytes, atomic_write_json
+from .mixture import normalize
+from .model import Logits
+from .runtime import evaluating
+
+THRESHOLD = 0.5  # is_digit_score at the rule's threshold
+RIDGE = 1e-3  # added to a covariance's diagonal, as a share of its mean variance
+BATCH = 2000
+
+
+def branch_layers(image_branch: nn.Module, images: torch.Tensor) -> list[torch.Tensor]:
+    """The image branch's layers for normalised images (B, 1, 28, 28): each 4-D block output as its channels'
+    means and standard deviations (B, 2C), then the branch's output, the image features (B, F)."""
+    out, x = [], images
+    for layer in image_branch:
+        x = layer(x)
+        if x.dim() == 4:
+            mean = x.mean((2, 3))  # (B, C)
+            out.append(torch.cat([mean, ((x * x).mean((2, 3)) - mean * mean).clamp_min(0).sqrt()], 1))
+    return [*out, x]
+
+
+def fit_gaussian(features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(class means (10, F), whiten (F, F)) of features (N, F) with digit labels (N,): the squared Mahalanobis
+    distance to class c under the shared covariance is ``|(f - means[c]) @ whiten|^2``."""
+    f = features.double()
+    means = torch.stack([f[labels == c].mean(0) for c in range(NUM_DIGITS)])  # (10, F)
+    centred = f - means[labels]  # (N, F)
+    cov = centred.T @ centred / len(f)  # (F, F), shared by the classes
+    cov += RIDGE * cov.diagonal().mean() * torch.eye(len(cov), dtype=cov.dtype)
+    return means.float(), torch.linalg.cholesky(torch.linalg.inv(cov)).float()  # precision = whiten whiten^T
+
+
+def distance(features: torch.Tensor, means: torch.Tensor, whiten: torch.Tensor) -> torch.Tensor:
+    """(N,) Mahalanobis distance of features (N, F) to the nearest class mean (not squared)."""
+    diff = (features[:, None, :] - means[None]) @ whiten  # (N, 10, F)
+    return (diff * diff).sum(2).min(1).values.sqrt()
+
+
+class Novelty(nn.Module):
+    """The fitted rule: the layers of ``branch_layers`` and the head's logits (B,) -> the rule's logits (B,)."""
+
+    def __init__(self, tensors: dict[str, torch.Tensor], info: dict | None = None):
+        super().__init__()
+        self.layers = len([k for k in tensors if k.startswith("means.")])
+        for name, value in tensors.items():  # means.i (10, F_i), whiten.i (F_i, F_i), centre/spread (1 + L,), ...
+            self.register_buffer(name.replace(".", "_"), value.float())
+        self.info = info or {}
+
+    def scores(self, layers: list[torch.Tensor], head_logits: torch.Tensor) -> torch.Tensor:
+        """(B, 1 + L): the head's logit, then minus the log distance of each layer."""
+        distances = [distance(f, getattr(self, f"means_{i}"), getattr(self, f"whiten_{i}"))
+                     for i, f in enumerate(layers)]
+        return torch.stack([head_logits, *(-torch.log(d + 1e-6) for d in distances)], 1)
+
+    def forward(self, layers: list[torch.Tensor], head_logits: torch.Tensor) -> torch.Tensor:
+        combined = ((self.scores(layers, head_logits) - self.centre) / self.spread).sum(1)  # (B,)
+        return (combined - self.threshold) * self.scale
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {name.replace("_", "."): b.detach().cpu().contiguous() for name, b in self.named_buffers()}
+
+    def save(self, folder: str | Path) -> None:
+        folder = Path(folder)
+        atomic_write_bytes(folder / TENSORS, save_safetensors(self.tensors()))
+        atomic_write_json(folder / RULE, self.info)
+
+
+@torch.inference_mode()
+def _layers(model: nn.Module, images: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Every layer (N, F_i) and the head's logits (N,) of uint8 images (N, 28, 28), in batches."""
+    parts = []
+    for chunk in images.split(BATCH):
+        layers = branch_layers(model.image_branch, normalize(chunk).to(next(model.parameters()).device))
+        parts.append(([f.float().cpu() for f in layers], model.verdict(layers[-1]).float().cpu()))
+    return [torch.cat([p[0][i] for p in parts]) for i in range(len(parts[0][0]))], torch.cat([p[1] for p in parts])
+
+
+def fit_novelty(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tensor,
+                val_images: torch.Tensor, keep: float = KEEP, fitted_on: str = "") -> Novelty:
+    """The rule for ``model`` (eval mode, with a verdict head): Gaussians from training images uint8 (N, 28, 28)
+    with labels (N,), standardisation and threshold from validation digits (M, 28, 28)."""
+    tensors = {}
+    with evaluating(model):
+        train_layers, _ = _layers(model, train_images)
+        val_layers = _layers(model, val_images)
+    for i, f in enumerate(train_layers):
+        tensors[f"means.{i}"], tensors[f"whiten.{i}"] = fit_gaussian(f, train_labels)
+    bare = Novelty(tensors)
+    scores = bare.scores(*val_layers).double()  # (M, 1 + L)
+    centre, spread = scores.mean(0), scores.std(0)
+    combined = ((scores - centre) / spread).sum(1)
+    threshold = float(np.quantile(combined.numpy(), 1 - keep))
+    tensors.update(centre=centre.float(), spread=spread.float(), threshold=torch.tensor(threshold),
+                   scale=torch.tensor(1 / float(combined.std())))
+    info = {"rule": "sum of standardised scores: verdict head logit, -log Mahalanobis distance per layer",
+            "layers": bare.layers, "keep": keep, "threshold": THRESHOLD, "fitted_on": fitted_on}
+    return Novelty(tensors, info).to(next(model.parameters()).device)  # beside the model it was fitted for
+
+
+def load_novelty(folder: Path) -> Novelty | None:
+    """The rule stored beside a checkpoint, or None where there is none (a checkpoint from before it)."""
+    tensors, rule = folder / TENSORS, folder / RULE
+    if not (tensors.is_file() and rule.is_file()):
+        return None
+    try:
+        state = load_safetensors(tensors.read_bytes())
+        info = json.loads(rule.read_text())
+        novelty = Novelty(state, info if isinstance(info, dict) else {})
+        for name in ("centre", "spread", "threshold", "scale", "means_0", "whiten_0"):
+            getattr(novelty, name)
+    except (SafetensorError, ValueError, AttributeError, OSError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"checkpoint novelty files in {folder} are malformed ({error})") from None
+    return novelty
+
+
+class NoveltyNet(nn.Module):
+    """A network whose verdict is the rule's logit, with DigitSumNet's interface for predicting and exporting."""
+
+    has_verdict = True
+
+    def __init__(self, model: nn.Module, novelty: Novelty):
+        super().__init__()
+        self.model, self.novelty = model, novelty
+
+    def features(self, images):
+        return self.model.features(images)
+
+    def heads(self, features, numbers):
+        return self.model.heads(features, numbers)
+
+    def forward(self, images, numbers) -> Logits:
+        layers = branch_layers(self.model.image_branch, images)
+        digit_logits, sum_logits = self.model.heads(layers[-1], numbers)  # (B, 10), (B, 19)
+        return Logits(digit_logits, sum_logits, self.novelty(layers, self.model.verdict(layers[-1])))  # verdict (B,)
+
+
+def with_novelty(model: nn.Module, novelty: Novelty | None) -> nn.Module:
+    """``model`` with the fitted rule as its verdict, or ``model`` itself where there is no rule (or no head)."""
+    if novelty is None or not getattr(model, "has_verdict", False):
+        return model
+    return NoveltyNet(model, novelty)
