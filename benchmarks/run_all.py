@@ -33,9 +33,9 @@ from digitsum.files import atomic_write_bytes
 
 HERE = Path(__file__).resolve().parent
 RESULTS = "RESULTS.md"  # in the benchmarks folder
-MEASURES = ("bundled", "real_handwriting", "nondigits", "choices")  # accuracy measures, not timings: no bench_
-ORDER = ["bundled", "time_to_accuracy", "recipe", "choices", "real_handwriting", "nondigits", "profile", "inference",
-         "serve", "distributed"]
+MEASURES = ("bundled", "real_handwriting", "nondigits", "choices", "writers")  # accuracies, not timings: no bench_
+ORDER = ["bundled", "time_to_accuracy", "recipe", "choices", "real_handwriting", "nondigits", "writers", "profile",
+         "inference", "serve", "distributed"]
 
 
 def discover(folder: Path = HERE) -> list[str]:

@@ -18,8 +18,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .epoch import EpochHook, EpochRecord, Hooks, Started, StepDone, StepHook
-from .loop import TrainingInterrupted, train
-from .resume import New, Resume
+from .loop import train
+from .resume import New, Resume, TrainingInterrupted
 
 __all__ = ["EpochRecord", "Hooks", "New", "Resume", "Started", "StepDone", "TrainingInterrupted",
            "resume_training", "train"]

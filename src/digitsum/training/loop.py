@@ -32,7 +32,7 @@ from . import resume
 from .distributed import StopRequest, World, session
 from .epoch import EpochRecord, Hooks, Started, StepDone, epoch_figures, validate
 from .objective import digitsum_loss, make_optimizer
-from .resume import New, Resume
+from .resume import New, Resume, TrainingInterrupted
 from .rundir import prepare_run_dir, run_config, write_config, write_history
 from .sources import initial_weights, with_bank, with_extra_digits
 from .state import EpochTally, RunState, TrainState
@@ -40,14 +40,6 @@ from .store import remove_states
 
 clock = time.perf_counter  # the training clock (a test replaces it to count time without waiting)
 NEW, NO_HOOKS = New(), Hooks()
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped training at a clean point; ``run_dir`` holds a state to resume from."""
-
-    def __init__(self, run_dir: Path, epoch: int, step: int, steps: int):
-        super().__init__(f"training stopped at epoch {epoch}, step {step} of {steps}")
-        self.run_dir, self.epoch, self.step, self.steps = run_dir, epoch, step, steps
 
 
 @dataclass

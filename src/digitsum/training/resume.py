@@ -1,4 +1,5 @@
-"""How a run starts (``New`` or ``Resume``), and saving and restoring its state: the one home of both.
+"""How a run starts (``New`` or ``Resume``) and stops (``TrainingInterrupted``), and saving and restoring its
+state: the one home of both.
 
 A resumable state (state.py) is written by ``save`` after every epoch and when Ctrl-C stops
 training, into the run's folder (store.py). ``read_saved`` reads the newest one back with the
@@ -20,6 +21,14 @@ from .rundir import write_history
 from .sources import check_extra_unchanged
 from .state import SavedState, TrainState, config_digest, encode, restore
 from .store import parse_state, read_run, save_state
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped training at a clean point; ``run_dir`` holds a state to resume from."""
+
+    def __init__(self, run_dir: Path, epoch: int, step: int, steps: int):
+        super().__init__(f"training stopped at epoch {epoch}, step {step} of {steps}")
+        self.run_dir, self.epoch, self.step, self.steps = run_dir, epoch, step, steps
 
 
 @dataclass(frozen=True)
