@@ -12,7 +12,8 @@ marked "seen"; the honest cross-writer figure is the one from the source left ou
 after. The test splits (USPS ``zip.test.gz``, optdigits ``.tes``) are only ever scored, never trained on
 or used to pick anything.
 
-    python benchmarks/writers.py [--quick]
+    python benchmarks/writers.py [--quick] [compare|finetune]
+    python benchmarks/writers.py csv DIR     # the two training splits as DIR/usps.csv, DIR/optdigits.csv
 """
 
 from __future__ import annotations
@@ -152,6 +153,15 @@ def run(quick: bool = False, data_dir: str | None = None) -> str:
                         "### Fine-tuning on one style", finetune(quick, data_dir)])
 
 
+def export_csv(folder: Path) -> None:
+    """USPS train and optdigits .tra as ``folder``/usps.csv and optdigits.csv (for scripts/bundle_model.sh)."""
+    for source, path in training_splits(folder, quick=False).items():
+        print(f"{source}: {path}")
+
+
 if __name__ == "__main__":
-    part = {"compare": compare, "finetune": finetune}.get(sys.argv[-1], run)
-    print(part(quick="--quick" in sys.argv))
+    if len(sys.argv) == 3 and sys.argv[1] == "csv":
+        export_csv(Path(sys.argv[2]))
+    else:
+        part = {"compare": compare, "finetune": finetune}.get(sys.argv[-1], run)
+        print(part(quick="--quick" in sys.argv))
