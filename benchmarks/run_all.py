@@ -60,6 +60,15 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_capability() -> str:
+    """The vector instructions torch's CPU kernels use here (``AVX512``, ``AVX2``, ``DEFAULT``...; lowered by
+    ``ATEN_CPU_CAPABILITY``): the times, and the ratios between recipes, depend on it and on the CPU model."""
+    try:
+        return torch.backends.cpu.get_cpu_capability()
+    except AttributeError:  # torch before 2.1
+        return "unknown"
+
+
 def version_of(module: str) -> str:
     try:
         return importlib.import_module(module).__version__
@@ -97,7 +106,8 @@ def header(command: str) -> str:
         "",
         "| | |",
         "| --- | --- |",
-        f"| machine | {cpu_model()}, {os.cpu_count()} logical cores, {torch.get_num_threads()} torch threads |",
+        f"| machine | {cpu_model()}, {os.cpu_count()} logical cores, {torch.get_num_threads()} torch threads, "
+        f"torch CPU capability {cpu_capability()} |",
         f"| load average (1 min) at start | {load_average()} |",
         f"| Python | {platform.python_version()} |",
         f"| torch | {torch.__version__} |",
