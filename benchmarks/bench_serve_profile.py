@@ -1,7 +1,8 @@
 """Where a served request's CPU goes, stage by stage, for each kind of image bench_serve sends.
 
 In process, one request's stages one after another (the median of ``ROUNDS`` passes over the same
-200 MNIST test digits, milliseconds per request): the multipart parser (Starlette's, as the app
+200 MNIST test digits, milliseconds of the thread's CPU time per request, which a busy machine
+inflates far less than wall-clock time): the multipart parser (Starlette's, as the app
 reads its form), decoding the PNG, preprocessing it to the 28x28 the model sees (alpha and
 greyscale, the ink's box, strokes, fitting, centring), the model (per image of a batch of 16, as
 the server's micro-batches are at 16 in flight), and the JSON of the answer (the stdlib's json,
@@ -78,22 +79,22 @@ def parsing(requests, rounds: int) -> float:
     async def passes() -> list[float]:
         times = []
         for _ in range(rounds):
-            start = time.perf_counter()
+            start = time.thread_time()
             for request in requests:
                 await parse(*request)
-            times.append(1000 * (time.perf_counter() - start) / len(requests))
+            times.append(1000 * (time.thread_time() - start) / len(requests))
         return times
     return statistics.median(asyncio.run(passes()))
 
 
 def per_request(work, items, rounds: int) -> float:
-    """Milliseconds per item of ``work(item)``: the median of ``rounds`` passes over ``items``."""
+    """CPU milliseconds per item of ``work(item)`` (this thread's): the median of ``rounds`` passes over ``items``."""
     times = []
     for _ in range(rounds):
-        start = time.perf_counter()
+        start = time.thread_time()
         for item in items:
             work(item)
-        times.append(1000 * (time.perf_counter() - start) / len(items))
+        times.append(1000 * (time.thread_time() - start) / len(items))
     return statistics.median(times)
 
 
@@ -212,8 +213,9 @@ def render(figures: dict, size: dict, quick: bool) -> str:
         encoder = "the stdlib's json (orjson is not installed)"
     names = list(figures)
     lines = ["## Where a served request's CPU goes", "",
-             f"`python benchmarks/bench_serve_profile.py{' --quick' if quick else ''}`: milliseconds of CPU per "
-             f"request, 1 torch thread (the server's default), {size['images']} MNIST test digits sent as each kind "
+             f"`python benchmarks/bench_serve_profile.py{' --quick' if quick else ''}`: milliseconds of CPU time per "
+             f"request (the stages: this thread's; the app: all the process's threads; over HTTP: the server's), "
+             f"1 torch thread (the server's default), {size['images']} MNIST test digits sent as each kind "
              f"of image of `bench_serve`; stages in process, the median of {size['rounds']} pass(es); the app in "
              f"process and over HTTP ({size['http']} requests after {WARMUP} warm-up) with {BATCH} in flight. The app "
              f"encodes its JSON with {encoder}. Errors over HTTP: "
