@@ -35,7 +35,7 @@ HERE = Path(__file__).resolve().parent
 RESULTS = "RESULTS.md"  # in the benchmarks folder
 MEASURES = ("bundled", "real_handwriting", "nondigits", "choices")  # accuracy measures, not timings: no bench_
 ORDER = ["bundled", "time_to_accuracy", "recipe", "choices", "real_handwriting", "nondigits", "profile", "inference",
-         "serve", "distributed"]
+         "serve", "serve_profile", "distributed"]
 
 
 def discover(folder: Path = HERE) -> list[str]:
