@@ -8,7 +8,7 @@ the server go to the server rather than to the client's own request building. Ea
 real MNIST test digit as a PNG with a number 0-9: 28x28 (MNIST itself); 280x280 dark ink on white (a
 page-sized drawing from any client: the server crops, inverts and scales it); the drawing page's
 whole 280x280 pad, light ink on black RGBA (what the page sent until it sent its ink box); and what
-the page sends now, the ink's box with a 4-pixel black margin scaled down to at most 96 pixels a
+the page sends now, the ink's box with a 4-pixel black margin scaled down to at most 64 pixels a
 side (``user_style.page_picture``, a replica of index.html's ``picture()``; Chromium's resampling
 differs a little from Pillow's). A last row runs the server with ``--max-batch 1`` (one model call
 per request) to show what micro-batching buys. Latency runs from a request's first byte sent to its

@@ -69,7 +69,7 @@ def draw(digit: np.ndarray, style: str, rng: np.random.Generator) -> bytes:
 
 STYLES = tuple(LOOKS)
 
-SEND_SIDE, MARGIN = 96, 4  # index.html's picture(): the ink box scaled to at most this, and its margin
+SEND_SIDE, MARGIN = 64, 4  # index.html's picture(): the ink box scaled to at most this, and its margin
 
 
 def page_pad(image28: np.ndarray) -> Image.Image:

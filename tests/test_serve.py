@@ -302,7 +302,7 @@ def test_the_json_body_holds_the_answer_whichever_encoder_writes_it(predictor, d
 
 
 def test_what_the_page_sends_reads_as_its_whole_pad(predictor, mnist):
-    """The page sends its drawing's ink box scaled to at most 96 pixels a side (user_style.page_picture replicates
+    """The page sends its drawing's ink box scaled to at most 64 pixels a side (user_style.page_picture replicates
     index.html's picture()), not its whole 280x280 pad: the model sees nearly the same 28x28 and reads the same."""
     style = load_script(Path(__file__).resolve().parents[1] / "benchmarks" / "user_style.py")
     images = mnist["test"].images[:100].numpy()

@@ -62,7 +62,7 @@ def read_answer(page, number: int) -> tuple[int, int]:
 
 
 def assert_the_page_sends_less_that_reads_the_same(page, server: str, number: int) -> None:
-    """The page sends its drawing's ink box at most 96 pixels a side (plus its margin), not its whole pad: the
+    """The page sends its drawing's ink box at most 64 pixels a side (plus its margin), not its whole pad: the
     server reads the whole pad, posted as a PNG, as the same digit and sum, and sees nearly the same 28x28."""
     import base64
 
@@ -70,7 +70,7 @@ def assert_the_page_sends_less_that_reads_the_same(page, server: str, number: in
     import numpy as np
 
     width, height = page.evaluate("(() => { const c = picture(); return [c.width, c.height]; })()")
-    assert max(width, height) <= 96 + 2 * 4 and (width, height) != (28, 28)
+    assert max(width, height) <= 64 + 2 * 4 and (width, height) != (28, 28)
     shown = page.evaluate("Array.from(document.getElementById('seen').getContext('2d')"
                           ".getImageData(0, 0, 28, 28).data).filter((v, i) => i % 4 === 0)")
     pad = base64.b64decode(page.evaluate("document.getElementById('pad').toDataURL('image/png')").split(",")[1])
