@@ -1,17 +1,20 @@
 """HTTP load on ``digitsum serve``: latency percentiles, throughput, errors and server CPU per request.
 
-The server runs as its own process (``python -m digitsum serve --port 0``) on 127.0.0.1, exactly
-as a user starts it. The client keeps ``concurrency`` keep-alive connections, each sending
-POST /api/predict requests one after another until ``requests`` have been answered; it is a
-minimal HTTP/1.1 client on asyncio streams (as load tools such as wrk are), so that the cores it
-shares with the server go to the server rather than to the client's own request building.
-Each request posts a real MNIST test digit as a PNG with a number 0-9, in two sizes: 28x28 (MNIST
-itself) and 280x280 dark ink on white (what the drawing page sends: the server crops, inverts and
-scales it). A third row runs the server with ``--max-batch 1`` (one model call per request) to
-show what micro-batching buys. Latency runs from a request's first byte sent to its last byte
-received; the first ``WARMUP`` requests of each row are not counted. Server CPU is the server
-process's user + system time over the timed requests (Linux), a figure that holds up on a busy
-machine where wall-clock latency does not.
+The server runs as its own process (``python -m digitsum serve --port 0``) on 127.0.0.1, exactly as
+a user starts it. The client keeps ``concurrency`` keep-alive connections, each sending POST
+/api/predict requests one after another until ``requests`` have been answered; it is a minimal
+HTTP/1.1 client on asyncio streams (as load tools such as wrk are), so that the cores it shares with
+the server go to the server rather than to the client's own request building. Each request posts a
+real MNIST test digit as a PNG with a number 0-9: 28x28 (MNIST itself); 280x280 dark ink on white (a
+page-sized drawing from any client: the server crops, inverts and scales it); the drawing page's
+whole 280x280 pad, light ink on black RGBA (what the page sent until it sent its ink box); and what
+the page sends now, the ink's box with a 4-pixel black margin scaled down to at most 64 pixels a
+side (``user_style.page_picture``, a replica of index.html's ``picture()``; Chromium's resampling
+differs a little from Pillow's). A last row runs the server with ``--max-batch 1`` (one model call
+per request) to show what micro-batching buys. Latency runs from a request's first byte sent to its
+last byte received; the first ``WARMUP`` requests of each row are not counted. Server CPU is the
+server process's user + system time over the timed requests (Linux), a figure that holds up on a
+busy machine where wall-clock latency does not.
 
     python benchmarks/bench_serve.py [--quick] [--requests N] [--concurrency C] [--checkpoint PATH]
 """
@@ -35,6 +38,7 @@ from PIL import Image
 
 from digitsum.data import load_mnist
 from summary import spread
+from user_style import SEND_SIDE, page_pad, page_picture
 
 WARMUP = 50
 IMAGES = 200  # distinct test digits cycled through
@@ -52,6 +56,10 @@ def png_bytes(image28: np.ndarray, side: int) -> bytes:
     image = Image.fromarray(image28)
     if side != 28:
         image = Image.fromarray(255 - image28).resize((side, side), Image.Resampling.BILINEAR)
+    return encode(image)
+
+
+def encode(image: Image.Image) -> bytes:
     out = io.BytesIO()
     image.save(out, "PNG")
     return out.getvalue()
@@ -217,6 +225,14 @@ async def slow_clients(host: str, port: int, bodies, clients: int, seconds: floa
             "requests": requests, "errors": len(normal["errors"])}
 
 
+# (row, the PNG a test digit is sent as, server flags)
+CASES = [("28x28 MNIST", lambda x: png_bytes(x, 28), []),
+         ("280x280 dark on white (page-sized, any client)", lambda x: png_bytes(x, 280), []),
+         ("the page's whole pad, 280x280 RGBA light on black (sent before)", lambda x: encode(page_pad(x)), []),
+         (f"the page's ink box, at most {SEND_SIDE} px (sent now)", lambda x: encode(page_picture(page_pad(x))), []),
+         ("28x28 MNIST, `--max-batch 1`", lambda x: png_bytes(x, 28), ["--max-batch", "1"])]
+
+
 def run(quick: bool = False, requests: int = 2000, concurrency: int = 16, checkpoint: str | None = None,
         data_dir: str | None = None, rounds: int = ROUNDS) -> str:
     """Run the load tests against fresh servers and return the Markdown section."""
@@ -226,22 +242,21 @@ def run(quick: bool = False, requests: int = 2000, concurrency: int = 16, checkp
     test = load_mnist(data_dir, splits=("test",))["test"]
     images, labels = test.images[:IMAGES].numpy(), test.labels[:IMAGES].tolist()
 
-    def bodies_of(side: int) -> list:
-        pngs = [png_bytes(image, side) for image in images]
-        return [(predict_request(p, i % 10), labels[i]) for i, p in enumerate(pngs)], len(pngs[0])
+    def bodies_of(kind) -> list:
+        pngs = [kind(image) for image in images]
+        bodies = [(predict_request(p, i % 10), labels[i]) for i, p in enumerate(pngs)]
+        return bodies, round(np.mean([len(p) for p in pngs]))
 
-    cases = [("28x28 MNIST", 28, []), ("280x280 dark on white (page-sized)", 280, []),
-             ("28x28 MNIST, `--max-batch 1`", 28, ["--max-batch", "1"])]
     rows = []
-    for name, side, extra in cases:
-        bodies, png_size = bodies_of(side)
+    for name, kind, extra in CASES:
+        bodies, png_size = bodies_of(kind)
         server, host, port = start_server(checkpoint, extra)
         try:
             rows.append((name, png_size, [measure(server, host, port, bodies, requests, concurrency)
                                           for _ in range(rounds)]))
         finally:
             stop_server(server)
-    bodies, _ = bodies_of(28)
+    bodies, _ = bodies_of(CASES[0][1])
     server, host, port = start_server(checkpoint, ["--body-timeout", str(size["body_timeout"])])
     try:
         long_run = endurance(server, host, port, bodies, size["endurance"], size["endurance_concurrency"])
@@ -270,7 +285,8 @@ def render(rows, long_run: dict, slow: dict, requests: int, concurrency: int, ro
         f"({'bundled model' if checkpoint is None else 'checkpoint ' + checkpoint}). Latencies and rates are the "
         f"median of the rounds (min-max). Target: {TARGET}.",
         "",
-        "| image sent | PNG bytes | p50 ms | p99 ms | requests/s | server CPU ms/request | errors | digits right |",
+        "| image sent | PNG bytes (mean) | p50 ms | p99 ms | requests/s | server CPU ms/request | errors "
+        "| digits right |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, png_size, measured in rows:

@@ -35,7 +35,7 @@ HERE = Path(__file__).resolve().parent
 RESULTS = "RESULTS.md"  # in the benchmarks folder
 MEASURES = ("bundled", "real_handwriting", "nondigits", "choices", "writers")  # accuracies, not timings: no bench_
 ORDER = ["bundled", "time_to_accuracy", "recipe", "choices", "real_handwriting", "nondigits", "writers", "profile",
-         "inference", "serve", "distributed"]
+         "inference", "serve", "serve_profile", "distributed"]
 
 
 def discover(folder: Path = HERE) -> list[str]:
@@ -58,6 +58,15 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def cpu_capability() -> str:
+    """The vector instructions torch's CPU kernels use here (``AVX512``, ``AVX2``, ``DEFAULT``...; lowered by
+    ``ATEN_CPU_CAPABILITY``): the times, and the ratios between recipes, depend on it and on the CPU model."""
+    try:
+        return torch.backends.cpu.get_cpu_capability()
+    except AttributeError:  # torch before 2.1
+        return "unknown"
 
 
 def version_of(module: str) -> str:
@@ -97,7 +106,8 @@ def header(command: str) -> str:
         "",
         "| | |",
         "| --- | --- |",
-        f"| machine | {cpu_model()}, {os.cpu_count()} logical cores, {torch.get_num_threads()} torch threads |",
+        f"| machine | {cpu_model()}, {os.cpu_count()} logical cores, {torch.get_num_threads()} torch threads, "
+        f"torch CPU capability {cpu_capability()} |",
         f"| load average (1 min) at start | {load_average()} |",
         f"| Python | {platform.python_version()} |",
         f"| torch | {torch.__version__} |",

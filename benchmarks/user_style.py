@@ -69,6 +69,27 @@ def draw(digit: np.ndarray, style: str, rng: np.random.Generator) -> bytes:
 
 STYLES = tuple(LOOKS)
 
+SEND_SIDE, MARGIN = 64, 4  # index.html's picture(): the ink box scaled to at most this, and its margin
+
+
+def page_pad(image28: np.ndarray) -> Image.Image:
+    """A uint8 (28, 28) MNIST digit as the drawing page's pad holds it: 280x280 RGBA, light ink on black."""
+    return Image.fromarray(image28).resize((280, 280), Image.Resampling.BILINEAR).convert("RGBA")
+
+
+def page_picture(pad: Image.Image) -> Image.Image:
+    """What the page sends of its pad (index.html's ``picture()``): the ink's box, 2 pixels wider each way
+    (the page tracks its pen's reach), scaled down to at most SEND_SIDE a side, on black with a MARGIN."""
+    ys, xs = np.nonzero(np.asarray(pad)[..., 0])
+    x0, y0 = max(0, xs.min() - 2), max(0, ys.min() - 2)
+    x1, y1 = min(pad.width, xs.max() + 3), min(pad.height, ys.max() + 3)
+    w, h = x1 - x0, y1 - y0
+    scale = min(1.0, SEND_SIDE / max(w, h))
+    cw, ch = max(1, round(w * scale)), max(1, round(h * scale))
+    out = Image.new("RGBA", (cw + 2 * MARGIN + ((cw, ch) == (20, 20)), ch + 2 * MARGIN), (0, 0, 0, 255))
+    out.paste(pad.crop((x0, y0, x1, y1)).resize((cw, ch), Image.Resampling.BOX), (MARGIN, MARGIN))
+    return out
+
 
 def user_style_files(digits: np.ndarray, seed: int = 0) -> list[tuple[str, bytes]]:
     """(style, encoded file) for each uint8 MNIST digit (N, 28, 28), styles in turn, from a seeded RNG."""

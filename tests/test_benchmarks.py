@@ -101,6 +101,21 @@ def test_time_to_accuracy_scores_every_recipe_at_each_quarter_epoch(mnist_dir):
     assert "| time to >= 99.50% digit and sum |" in section and "Speed-up of each digitsum recipe" in section
 
 
+def test_time_to_accuracy_names_the_worst_seed_and_the_time_relative_to_the_replica():
+    def seed(digit: float, total: float, seconds: float) -> list:
+        return [tta.Point(0.5, seconds / 2, digit - 0.01, total - 0.01), tta.Point(1.0, seconds, digit, total)]
+
+    runs = {"notebook replica": [seed(0.98, 0.97, 50), seed(0.98, 0.975, 60)],
+            "digitsum default": [seed(0.996, 0.996, 100), seed(0.9958, 0.9957, 110)],
+            "digitsum fast": [seed(0.9952, 0.9955, 20), seed(0.9951, 0.9945, 22)]}
+    setup = {"threads": 2, "seeds": 2, "notebook_images": 60000, "digitsum_images": 55000, "test_images": 10000}
+    section = tta.render({"runs": runs, "setup": setup}, "python benchmarks/bench_time_to_accuracy.py")
+    assert ("| worst seed: the lower of its final digit and sum | 97.00% (seed 0, sum) | 99.57% (seed 1, sum) "
+            "| 99.45% (seed 1, sum) |") in section
+    ratio = "| training time, relative to the notebook replica's (ratio of the medians) | 1.00x | 1.91x | 0.38x |"
+    assert ratio in section
+
+
 def test_profile_splits_an_epoch_into_phases_and_ranks_operators(mnist):
     profiles = [bench_profile.profile_digitsum(mnist["train"], threads=1, steps=2, warmup=1, limit=600),
                 bench_profile.profile_notebook(mnist["train"], steps=3, warmup=1, limit=600)]
@@ -143,6 +158,7 @@ def test_run_all_writes_header_and_every_section_and_reports_failures(tmp_path, 
     text = out.read_text()
     assert text.startswith("# digitsum benchmark results")
     assert "run_all.py --quick --output" in text and f"| torch | {torch.__version__} |" in text
+    assert f"torch CPU capability {torch.backends.cpu.get_cpu_capability()} |" in text  # the times depend on it
     assert "## Good\n\nquick=True" in text
     assert "## broken\n\n**FAILED**: RuntimeError: no data here" in text
     assert "broken failed" in capsys.readouterr().err

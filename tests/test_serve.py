@@ -21,7 +21,7 @@ from digitsum.preprocess import open_image, to_mnist
 from digitsum.serve import create_app
 from digitsum.serve.batcher import MicroBatcher
 from digitsum.serve.limits import RequestLimits
-from helpers import png_header
+from helpers import load_script, png_header
 
 
 def png(image: np.ndarray) -> bytes:
@@ -282,3 +282,38 @@ def test_load_benchmark_runs_against_a_real_server_without_errors(small_run, mni
     assert "Endurance: 300 requests" in section and "in flight after 500 warm-up requests: 0 errors" in section
     assert "5 clients each trickling" in section and "ordinary requests got 0 errors" in section
     assert "5 408" in section  # every trickling client was answered 408 and closed by the server
+
+
+@pytest.mark.parametrize("orjson", ["as installed", "missing"])
+def test_the_json_body_holds_the_answer_whichever_encoder_writes_it(predictor, digits, monkeypatch, orjson):
+    """The app writes its answers with orjson when it is installed, else with the stdlib's json: the same values."""
+    import json
+    import sys
+
+    from digitsum.answers import answer_json
+    from digitsum.serve.app import json_encoder
+
+    if orjson == "missing":
+        monkeypatch.setitem(sys.modules, "orjson", None)  # `import orjson` now raises ImportError
+    encode = json_encoder()
+    for p in predictor.predict_arrays(digits[0][:8], list(range(8))):
+        body = json.loads(encode(p))
+        assert body == json.loads(json.dumps(answer_json(p)))
+        assert body["image"] == p.image.tolist() and body["digit_probabilities"] == list(p.digit_probabilities)
+
+
+def test_what_the_page_sends_reads_as_its_whole_pad(predictor, mnist):
+    """The page sends its drawing's ink box scaled to at most 64 pixels a side (user_style.page_picture replicates
+    index.html's picture()), not its whole 280x280 pad: the model sees nearly the same 28x28 and reads the same."""
+    style = load_script(Path(__file__).resolve().parents[1] / "benchmarks" / "user_style.py")
+    images = mnist["test"].images[:100].numpy()
+    pads = [style.page_pad(x) for x in images]
+    boxes = [style.page_picture(pad) for pad in pads]
+    assert all(max(box.size) <= style.SEND_SIDE + 2 * style.MARGIN for box in boxes)
+    numbers = [i % 10 for i in range(len(images))]
+    whole = predictor.predict_batch([png(np.asarray(pad)) for pad in pads], numbers)
+    sent = predictor.predict_batch([png(np.asarray(box)) for box in boxes], numbers)
+    same = [(a.digit, a.sum) == (b.digit, b.sum) for a, b in zip(whole, sent, strict=True)]
+    assert sum(same) >= 98
+    difference = [np.abs(a.image.astype(int) - b.image).mean() for a, b in zip(whole, sent, strict=True)]
+    assert np.mean(difference) < 4  # grey levels 0-255

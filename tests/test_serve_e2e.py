@@ -62,6 +62,25 @@ def read_answer(page, number: int) -> tuple[int, int]:
     return int(page.text_content("#digit")), int(page.text_content("#sum"))
 
 
+def assert_the_page_sends_less_that_reads_the_same(page, server: str, number: int) -> None:
+    """The page sends its drawing's ink box at most 64 pixels a side (plus its margin), not its whole pad: the
+    server reads the whole pad, posted as a PNG, as the same digit and sum, and sees nearly the same 28x28."""
+    import base64
+
+    import httpx
+    import numpy as np
+
+    width, height = page.evaluate("(() => { const c = picture(); return [c.width, c.height]; })()")
+    assert max(width, height) <= 64 + 2 * 4 and (width, height) != (28, 28)
+    shown = page.evaluate("Array.from(document.getElementById('seen').getContext('2d')"
+                          ".getImageData(0, 0, 28, 28).data).filter((v, i) => i % 4 === 0)")
+    pad = base64.b64decode(page.evaluate("document.getElementById('pad').toDataURL('image/png')").split(",")[1])
+    whole = httpx.post(server + "api/predict", files={"image": ("pad.png", pad, "image/png")},
+                       data={"number": str(number)}, timeout=30).json()
+    assert (whole["digit"], whole["sum"]) == (int(page.text_content("#digit")), int(page.text_content("#sum")))
+    assert np.abs(np.array(whole["image"]).ravel() - np.array(shown)).mean() < 8  # grey levels 0-255
+
+
 def test_drawing_digits_shows_the_digit_and_the_sum(chromium, server, tmp_path):
     outside, console_errors = [], []
 
@@ -85,6 +104,7 @@ def test_drawing_digits_shows_the_digit_and_the_sum(chromium, server, tmp_path):
                 draw(page, DIGITS[digit])
                 answers[digit] = read_answer(page, number)
                 assert answers[digit] == (digit, digit + number), f"drew {digit}, picked {number}"
+                assert_the_page_sends_less_that_reads_the_same(page, server, number)
             seen_ink = page.evaluate("Array.from(document.getElementById('seen').getContext('2d')"
                                      ".getImageData(0, 0, 28, 28).data).filter((v, i) => i % 4 === 0 && v > 128)"
                                      ".length")

@@ -10,8 +10,9 @@ from .manifest import Failed, Predicted
 from .predict import Prediction
 
 
-def answer_json(answer: Prediction | Predicted | Failed) -> dict:
-    """The JSON object of one answer.
+def answer_json(answer: Prediction | Predicted | Failed, rows: bool = True) -> dict:
+    """The JSON object of one answer (``rows=False``: a Prediction's image stays the uint8 (28, 28) array, for
+    an encoder that writes arrays itself, as the same 28 rows).
 
     * a ``Prediction`` (the web API): digit, sum, both probability vectors, the 28x28 image the
       model saw (28 rows of 28 ints 0-255), is_digit, is_digit_score;
@@ -31,7 +32,7 @@ def answer_json(answer: Prediction | Predicted | Failed) -> dict:
         "sum": answer.sum,
         "digit_probabilities": list(answer.digit_probabilities),
         "sum_probabilities": list(answer.sum_probabilities),
-        "image": answer.image.tolist(),  # (28, 28) uint8 -> 28 lists of 28 ints
+        "image": answer.image.tolist() if rows else answer.image,  # (28, 28) uint8 -> 28 lists of 28 ints
         "is_digit": answer.is_digit,
         "is_digit_score": answer.is_digit_score,
     }
