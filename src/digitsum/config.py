@@ -8,7 +8,7 @@ from .errors import ConfigError
 
 NUM_DIGITS, NUM_NUMBERS, NUM_SUMS = 10, 10, 19  # a digit 0-9 and a number 0-9 in; the digit and a sum 0-18 out
 ARCHS = ("default", "seed")
-FUSIONS = ("product", "concat")
+FUSIONS = ("product", "concat", "value")
 DEVICES = "cpu, cuda, cuda:N, mps or auto"
 LEGACY_MODEL = {"verdict": False}  # what a config.json written before these fields existed meant
 LEGACY_TRAIN = {"stretch": 0.0, "negatives": 0.0}
@@ -36,7 +36,7 @@ class ModelConfig:
     embedding: int = 16
     """Size of the number's embedding with ``concat`` fusion (``product`` embeds it in ``hidden``)."""
     fusion: str = "product"
-    """How the default architecture's sum head fuses the number: ``product`` or ``concat`` (see model.py)."""
+    """How the default architecture's sum head fuses the number: ``product``, ``concat`` or ``value`` (model.py)."""
     verdict: bool | None = None
     """A head that tells a digit from a non-digit (None: the default network has one, the seed network not)."""
 
@@ -95,6 +95,8 @@ class TrainConfig:
     """Use only the first N training images (0: all); for smoke tests."""
     val_size: int = 5000
     """Training images held out (the last ones) for per-epoch validation."""
+    hold_out_pairs: str = ""
+    """(digit, number) combinations never trained or validated on, scored apart (pairs.py; "": none)."""
 
     def __post_init__(self):
         _check(self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}")
@@ -110,6 +112,7 @@ class TrainConfig:
         _check(self.threads >= 0, f"--threads must be non-negative, got {self.threads}")
         _check(self.limit >= 0, f"--limit must be non-negative, got {self.limit}")
         _check(0 < self.val_size < 60000, f"--val-size must be 1-59999, got {self.val_size}")
+        _check(isinstance(self.hold_out_pairs, str), f"--hold-out-pairs must be text, got {self.hold_out_pairs!r}")
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:

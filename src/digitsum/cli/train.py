@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..config import ARCHS, DEVICES, FUSIONS, RECIPES, ModelConfig, TrainConfig, recipe
 from ..errors import ConfigError
+from ..pairs import parse_pairs
 from ..training.distributed import PeerFailed, env_rank  # only rank 0 prints
 from .common import add_data_dir, add_quiet, device, format_metrics, progress
 
@@ -34,6 +35,8 @@ FLAGS = {
     "device": (device, DEVICES),
     "limit": (int, "use only the first N training images, 0 for all"),
     "val_size": (int, "training images held out (the last ones) for validation"),
+    "hold_out_pairs": (str, "(digit, number) combinations never trained or validated on, scored apart: "
+                       "D+N,D+N... (7+5,3+9), random:K or sum:S"),
 }
 RESUMABLE = ("threads", "device")  # flags --resume accepts: where the run continues, not what it computes
 
@@ -54,10 +57,11 @@ def add(sub) -> None:
     p.add_argument("--arch", choices=ARCHS,
                    help=f"network: default (digitsum's) or seed (the notebook's) (default: {ModelConfig.arch})")
     p.add_argument("--fusion", choices=FUSIONS, help="how the default network's sum head fuses the number: "
-                   f"product (number embedding times image side) or concat (default: {ModelConfig.fusion})")
+                   f"product (number embedding times image side), concat, or value (the head reads one learned "
+                   f"value of the digit plus one of the number) (default: {ModelConfig.fusion})")
     defaults = {f.name: f.default for f in fields(TrainConfig)}
     for name, (kind, text) in FLAGS.items():  # default None: tells a flag given from one left out
-        p.add_argument(f"--{name.replace('_', '-')}", type=kind, help=f"{text} (default: {defaults[name]})")
+        p.add_argument(f"--{name.replace('_', '-')}", type=kind, help=f"{text} (default: {defaults[name] or 'none'})")
     add_quiet(p)
     p.set_defaults(run=run)
 
@@ -140,6 +144,7 @@ def start_or_resume(args) -> int:
         metrics = resume_training(out, args.data_dir, bar.epoch_done, bar.step, args.threads, args.device)
     else:
         cfg = recipe(args.recipe, **{name: getattr(args, name) for name in FLAGS if getattr(args, name) is not None})
+        parse_pairs(cfg.hold_out_pairs)  # a bad spec is refused before any data is read
         model_cfg = model_config(args, cfg)
         out = args.out or time.strftime("runs/%Y%m%d-%H%M%S")
         bar = Progress(cfg.epochs, cfg.batch_size, args.quiet)

@@ -29,6 +29,7 @@ from ..mixture import NumberMixture, split_train_val
 from ..model import build_model
 from ..negatives import BANK as NEGATIVE_BANK
 from ..negatives import make_negatives
+from ..pairs import parse_pairs
 from ..runtime import seeded
 from ..runtime import threads as torch_threads
 from .distributed import StopRequest, World, session
@@ -149,7 +150,7 @@ def finish_run(run: Run, model, state: RunState) -> dict:
         save_weights(model, run.out / WEIGHTS)  # those of the state, even if a killed run wrote later ones
         calibration = calibrate(model, run.val_mix)
         atomic_write_json(run.out / CALIBRATION, calibration.to_dict())
-        metrics = evaluate(model, run.test, calibration)
+        metrics = evaluate(model, run.test, calibration, held_out=parse_pairs(run.cfg.hold_out_pairs))
         metrics["train_seconds"] = sum(h["seconds"] for h in state.history)
         metrics["best_epoch"] = state.best_epoch
         atomic_write_json(run.out / METRICS, metrics)
