@@ -8,7 +8,7 @@ from .errors import ConfigError
 
 NUM_DIGITS, NUM_NUMBERS, NUM_SUMS = 10, 10, 19  # a digit 0-9 and a number 0-9 in; the digit and a sum 0-18 out
 ARCHS = ("default", "seed")
-FUSIONS = ("product", "concat", "value")
+FUSIONS = ("product", "concat", "shift")
 DEVICES = "cpu, cuda, cuda:N, mps or auto"
 LEGACY_MODEL = {"verdict": False}  # what a config.json written before these fields existed meant
 LEGACY_TRAIN = {"stretch": 0.0, "negatives": 0.0}
@@ -36,7 +36,7 @@ class ModelConfig:
     embedding: int = 16
     """Size of the number's embedding with ``concat`` fusion (``product`` embeds it in ``hidden``)."""
     fusion: str = "product"
-    """How the default architecture's sum head fuses the number: ``product``, ``concat`` or ``value`` (model.py)."""
+    """How the default architecture's sum head fuses the number: ``product``, ``concat`` or ``shift`` (model.py)."""
     verdict: bool | None = None
     """A head that tells a digit from a non-digit (None: the default network has one, the seed network not)."""
 

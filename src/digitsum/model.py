@@ -83,22 +83,25 @@ class FusedNet(DigitSumNet):
         return digit_logits, self.sum_head(torch.relu(fused))  # (B, 10), (B, 19)
 
 
-class ValueNet(FusedNet):
-    """``value`` fusion, a sum head that has to add: the digit side is a learned value, one number
-    ``u = w [features, digit logits] + b``; the number's is one too, ``v = E[number]``; the sum head
-    (still a learned 19-way output) reads only ``ReLU(W (u + v) + c)``. Whatever the pair, the head
-    sees nothing but ``u + v``, so a combination never trained on reads like the seen ones with the
-    same total, if the values the network learns fall on a line (benchmarks/compositional.py)."""
+class ShiftNet(FusedNet):
+    """``shift`` fusion, a sum head that has to add: the number is a learned kernel over offsets
+    ``s - d`` (-9 to 18), the same for every digit, applied to the digit head's distribution
+    ``p``: ``sum logit[s] = sum_d p[d] K[number][s - d]``, a convolution. The 19-way output is
+    learned (the kernels start at zero), never argmax(digit) + number; a combination never trained
+    on uses the kernel its number learned with the other digits (benchmarks/compositional.py)."""
 
-    def __init__(self, image_branch: nn.Module, feature_dim: int, width: int, verdict: bool):
-        super().__init__(image_branch, nn.Embedding(NUM_NUMBERS, 1), nn.Linear(feature_dim + NUM_DIGITS, 1), width,
-                         feature_dim, False, verdict)
-        self.spread = nn.Linear(1, width)  # (B, 1) -> (B, width): the sum's value, spread for the head
+    def __init__(self, image_branch: nn.Module, feature_dim: int, verdict: bool):
+        super().__init__(image_branch, nn.Embedding(NUM_NUMBERS, NUM_DIGITS + NUM_SUMS - 1), nn.Identity(),
+                         NUM_DIGITS, feature_dim, False, verdict)
+        del self.sum_head  # the kernels are the sum head
+        nn.init.zeros_(self.number_branch.weight)  # every sum equally likely at first: the first steps set the peaks
+        offsets = torch.arange(NUM_SUMS)[None, :] - torch.arange(NUM_DIGITS)[:, None] + NUM_DIGITS - 1  # (10, 19)
+        self.register_buffer("offsets", offsets, persistent=False)  # which kernel tap joins digit d to sum s
 
     def heads(self, features, numbers):
         digit_logits = self.digit_head(features)  # (B, 10)
-        value = self.fusion(torch.cat([features, digit_logits], dim=1)) + self.number_branch(numbers)  # (B, 1)
-        return digit_logits, self.sum_head(torch.relu(self.spread(value)))  # (B, 10), (B, 19)
+        kernels = self.number_branch(numbers)[:, self.offsets]  # (B, 10, 19)
+        return digit_logits, torch.einsum("bd,bds->bs", digit_logits.softmax(1), kernels)  # (B, 10), (B, 19)
 
 
 class ConcatNet(DigitSumNet):
@@ -143,8 +146,8 @@ def build_default(cfg: ModelConfig) -> DigitSumNet:
         nn.Linear(cfg.conv3 * 3 * 3, cfg.hidden),
         nn.ReLU(inplace=True),
     )
-    if cfg.fusion == "value":
-        return ValueNet(image_branch, cfg.hidden, cfg.hidden, cfg.verdict)
+    if cfg.fusion == "shift":
+        return ShiftNet(image_branch, cfg.hidden, cfg.verdict)
     product = cfg.fusion == "product"
     embedding = cfg.hidden if product else cfg.embedding  # a product scales each fused unit
     fusion = nn.Linear(cfg.hidden + NUM_DIGITS + (0 if product else embedding), cfg.hidden)
