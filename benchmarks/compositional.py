@@ -13,10 +13,11 @@ default with shift fusion (``--fusion shift``: the number is a learned kernel ov
 along the digit head's distribution: the same kernel for every digit), three seeds each.
 
 A SHORT recipe, for a 2-core machine shared with other work: the fast recipe (``--recipe fast``,
-no verdict head) for ``EPOCHS`` epochs on the first ``LIMIT`` training images, one torch thread per
-run, ``--jobs`` runs at a time. Its MNIST figures are therefore below the default recipe's.
+no verdict head) for ``EPOCHS`` epochs on the first ``LIMIT`` training images, validated on the last
+``VAL_SIZE``, one torch thread per run, ``--jobs`` runs at a time. Its MNIST figures are therefore
+below the default recipe's.
 
-    python benchmarks/compositional.py [--quick] [--seeds 3] [--jobs 2] [--data-dir DIR]
+    python benchmarks/compositional.py [--quick] [--seeds 3] [--jobs 6] [--data-dir DIR]
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
-SEEDS, EPOCHS, LIMIT = 3, 2, 20000
+SEEDS, EPOCHS, LIMIT, VAL_SIZE = 3, 2, 12000, 2000
 QUICK = {"epochs": 1, "limit": 1000, "val_size": 500}
 SETTINGS = ("random:10", "sum:9")
 NETWORKS = {  # name -> (TrainConfig changes, ModelConfig changes)
@@ -52,7 +53,7 @@ def train_one(network: str, spec: str, seed: int, quick: bool, data_dir: str | N
     from digitsum.training import train
 
     train_changes, model_changes = NETWORKS[network]
-    sizes = QUICK if quick else {"epochs": EPOCHS, "limit": LIMIT}
+    sizes = QUICK if quick else {"epochs": EPOCHS, "limit": LIMIT, "val_size": VAL_SIZE}
     cfg = recipe("fast", seed=seed, threads=1, hold_out_pairs=spec, **sizes, **train_changes)
     model_cfg = ModelConfig(**{"verdict": False, **model_changes})  # the fast recipe trains no verdict head
     with tempfile.TemporaryDirectory(prefix="digitsum-compositional-") as out:
@@ -81,10 +82,11 @@ def spread(values: list[float], digits: int = 2, scale: float = 100.0) -> str:
 
 
 def render(results: dict[tuple[str, str], list[dict]], command: str, seeds: int, quick: bool) -> str:
-    sizes = QUICK if quick else {"epochs": EPOCHS, "limit": LIMIT}
+    sizes = QUICK if quick else {"epochs": EPOCHS, "limit": LIMIT, "val_size": VAL_SIZE}
     lines = ["## Does it learn to add? Held-out combinations", "",
              f"Measured by `{command}`: each network trained with seeds 0-{seeds - 1} by a short recipe (the fast "
-             f"recipe for {sizes['epochs']} epoch(s) on the first {sizes['limit']:,} training images, 1 thread), "
+             f"recipe for {sizes['epochs']} epoch(s) on the first {sizes['limit']:,} training images, validated on "
+             f"the last {sizes['val_size']:,}, 1 thread), "
              "with the combinations of the setting never trained or validated on. Sums are the sum head's own "
              "answers for every test image with every number, split into held-out and seen combinations; "
              "'digit + number' is the digit head's answer plus the number on the held-out cells (the reference); "

@@ -186,3 +186,14 @@ def test_a_run_without_held_out_pairs_has_none_of_the_keys(small_run):
 def test_train_config_refuses_a_spec_that_is_not_text():
     with pytest.raises(ConfigError, match="--hold-out-pairs"):
         replace(TrainConfig(), hold_out_pairs=7)
+
+
+def test_the_report_of_a_held_out_run_outlines_its_cells_and_draws_the_embeddings(held_run, mnist_dir, tmp_path):
+    from digitsum.report import report_run
+    from digitsum.report.figures import draw_pair_accuracy
+
+    report = report_run(held_run[0], tmp_path / "report", mnist_dir)
+    assert {"pair_accuracy.png", "embeddings.png"} <= set(report.figures)
+    grid = torch.full((10, 10), 0.99).numpy()
+    mask = pair_mask(parse_pairs("sum:9")).numpy()
+    assert draw_pair_accuracy(grid, mask) != draw_pair_accuracy(grid)  # the outlines are drawn
