@@ -27,11 +27,11 @@ import json
 import statistics
 import sys
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 
-SEEDS, EPOCHS, LIMIT, VAL_SIZE = 3, 2, 12000, 2000
+SEEDS, EPOCHS, LIMIT, VAL_SIZE = 3, 2, 8000, 2000
 QUICK = {"epochs": 1, "limit": 1000, "val_size": 500}
 SETTINGS = ("random:10", "sum:9")
 NETWORKS = {  # name -> (TrainConfig changes, ModelConfig changes)
@@ -63,15 +63,39 @@ def train_one(network: str, spec: str, seed: int, quick: bool, data_dir: str | N
     return figures
 
 
-def measure(seeds: int, quick: bool, data_dir: str | None, jobs: int) -> dict[tuple[str, str], list[dict]]:
-    """(network, spec) -> one dict of figures per seed."""
+def measure(seeds: int, quick: bool, data_dir: str | None, jobs: int,
+            log: Path | None = None) -> dict[tuple[str, str], list[dict]]:
+    """(network, spec) -> one dict of figures per seed; each run's figures are also appended to ``log``
+    (JSON lines) as it finishes, so that an interrupted benchmark keeps what it measured."""
     keys = [(network, spec, seed) for network in NETWORKS for spec in SETTINGS for seed in range(seeds)]
     with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-        futures = {key: pool.submit(train_one, *key, quick, data_dir) for key in keys}
-        results: dict[tuple[str, str], list[dict]] = {}
-        for (network, spec, _), future in futures.items():
-            results.setdefault((network, spec), []).append(future.result())
+        futures = {pool.submit(train_one, *key, quick, data_dir): key for key in keys}
+        done: dict[tuple[str, str, int], dict] = {}
+        try:
+            for future in as_completed(futures):
+                done[futures[future]] = figures = future.result()
+                if log is not None:
+                    with open(log, "a") as out:
+                        out.write(json.dumps({"run": list(futures[future]), **figures}) + "\n")
+        except BaseException:
+            pool.shutdown(cancel_futures=True)  # one failure: the runs not yet started are not trained
+            raise
+    return collect([(key, done[key]) for key in keys])
+
+
+def collect(runs) -> dict[tuple[str, str], list[dict]]:
+    """[((network, spec, seed), figures)] -> (network, spec) -> figures per seed, in NETWORKS' order."""
+    results: dict[tuple[str, str], list[dict]] = {}
+    for (network, spec, _), figures in sorted(runs, key=lambda r: (list(NETWORKS).index(r[0][0]),
+                                                                   SETTINGS.index(r[0][1]), r[0][2])):
+        results.setdefault((network, spec), []).append(figures)
     return results
+
+
+def read_log(path: Path) -> dict[tuple[str, str], list[dict]]:
+    """The runs a ``--log`` file recorded, as ``measure`` returns them."""
+    runs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return collect([(tuple(r.pop("run")), r) for r in runs])
 
 
 def spread(values: list[float], digits: int = 2, scale: float = 100.0) -> str:
@@ -116,13 +140,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = add_bench_flags(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     parser.add_argument("--seeds", type=int, default=SEEDS, help=f"seeds per network (default: {SEEDS})")
     parser.add_argument("--jobs", type=int, default=1, help="runs trained at a time, one thread each (default: 1)")
-    parser.add_argument("--json", type=Path, help="also write every run's figures to this JSON file")
+    parser.add_argument("--log", type=Path, help="append every finished run's figures to this JSON-lines file")
+    parser.add_argument("--from-log", type=Path, help="train nothing: render the runs a --log file recorded")
     args = parser.parse_args(argv)
-    results = measure(1 if args.quick else args.seeds, args.quick, args.data_dir, args.jobs)
-    if args.json:
-        args.json.write_text(json.dumps({f"{n} | {s}": r for (n, s), r in results.items()}, indent=1))
+    seeds = 1 if args.quick else args.seeds
     flags = " --quick" if args.quick else (f" --seeds {args.seeds}" if args.seeds != SEEDS else "")
-    print(render(results, f"python benchmarks/compositional.py{flags}", 1 if args.quick else args.seeds, args.quick))
+    if args.from_log:
+        results = read_log(args.from_log)
+        seeds = max(len(runs) for runs in results.values())
+        flags += f" --jobs {args.jobs} --log {args.from_log.name}"
+    else:
+        results = measure(seeds, args.quick, args.data_dir, args.jobs, args.log)
+    print(render(results, f"python benchmarks/compositional.py{flags}", seeds, args.quick))
     return 0
 
 
