@@ -75,7 +75,7 @@ def device(text: str) -> str:
 
 
 def format_metrics(m: dict) -> str:
-    """Test figures on one line."""
+    """Test figures on one line (and, for a run that held pairs out, theirs on a second)."""
     return (f"digit {100 * m['digit_accuracy']:.2f}%  sum {100 * m['sum_accuracy']:.2f}%  "
             f"all-pairs sum {100 * m['all_pairs_sum_accuracy']:.2f}%  "
             f"consistency {100 * m['consistency']:.2f}%  (n={m['n']})" + held_out_line(m))

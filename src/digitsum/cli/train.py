@@ -57,7 +57,7 @@ def add(sub) -> None:
     p.add_argument("--arch", choices=ARCHS,
                    help=f"network: default (digitsum's) or seed (the notebook's) (default: {ModelConfig.arch})")
     p.add_argument("--fusion", choices=FUSIONS, help="how the default network's sum head fuses the number: "
-                   f"product (number embedding times image side), concat, or shift (the number a learned kernel "
+                   "product (number embedding times image side), concat, or shift (the number a learned kernel "
                    f"of offsets slid along the digit head's distribution) (default: {ModelConfig.fusion})")
     defaults = {f.name: f.default for f in fields(TrainConfig)}
     for name, (kind, text) in FLAGS.items():  # default None: tells a flag given from one left out
