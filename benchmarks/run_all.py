@@ -33,9 +33,10 @@ from digitsum.files import atomic_write_bytes
 
 HERE = Path(__file__).resolve().parent
 RESULTS = "RESULTS.md"  # in the benchmarks folder
-MEASURES = ("bundled", "real_handwriting", "nondigits", "choices", "writers")  # accuracies, not timings: no bench_
-ORDER = ["bundled", "time_to_accuracy", "recipe", "choices", "real_handwriting", "nondigits", "writers", "profile",
-         "inference", "serve", "serve_profile", "distributed"]
+# accuracy measures, not timings: no bench_
+MEASURES = ("bundled", "real_handwriting", "nondigits", "choices", "compositional", "writers")
+ORDER = ["bundled", "time_to_accuracy", "recipe", "choices", "compositional", "real_handwriting", "nondigits",
+         "writers", "profile", "inference", "serve", "serve_profile", "distributed"]
 
 
 def discover(folder: Path = HERE) -> list[str]:

@@ -20,6 +20,7 @@ sys.path.insert(0, str(BENCHMARKS))  # benchmarks/ is a folder of scripts, not a
 import bench_profile  # noqa: E402
 import bench_recipe  # noqa: E402
 import bench_time_to_accuracy as tta  # noqa: E402
+import compositional  # noqa: E402
 import notebook  # noqa: E402
 import run_all  # noqa: E402
 
@@ -224,3 +225,11 @@ def test_quick_recipe_benchmark_reports_every_variant(mnist_dir):
         assert f"| {v.name} | " in section
     for v in bench_recipe.EARLY_VARIANTS:
         assert section.count(f"| {v.name} | ") == (2 if v.name == "default" else 1)
+
+
+def test_compositional_is_run_by_run_all_and_trains_one_real_run(mnist_dir):
+    assert "compositional" in run_all.discover()
+    figures = compositional.train_one("shift fusion (--fusion shift)", "sum:9", 0, True, str(mnist_dir))
+    assert set(compositional.FIGURES) <= set(figures)
+    section = compositional.render({("shift fusion (--fusion shift)", "sum:9"): [figures]}, "cmd", 1, True)
+    assert "| shift fusion (--fusion shift) | `sum:9` |" in section and "`cmd`" in section

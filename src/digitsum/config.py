@@ -9,7 +9,7 @@ from .errors import ConfigError
 NUM_DIGITS, NUM_NUMBERS, NUM_SUMS = 10, 10, 19  # a digit 0-9 and a number 0-9 in; the digit and a sum 0-18 out
 BOX, SIDE, CENTRE = 20, 28, 14  # MNIST's digit box, image side and centre-of-mass position, in pixels
 ARCHS = ("default", "seed")
-FUSIONS = ("product", "concat")
+FUSIONS = ("product", "concat", "shift")
 DEVICES = "cpu, cuda, cuda:N, mps or auto"
 LEGACY_MODEL = {"verdict": False}  # what a config.json written before these fields existed meant
 LEGACY_TRAIN = {"stretch": 0.0, "negatives": 0.0, "detach_target": False}
@@ -37,7 +37,7 @@ class ModelConfig:
     embedding: int = 16
     """Size of the number's embedding with ``concat`` fusion (``product`` embeds it in ``hidden``)."""
     fusion: str = "product"
-    """How the default architecture's sum head fuses the number: ``product`` or ``concat`` (see model.py)."""
+    """How the default architecture's sum head fuses the number: ``product``, ``concat`` or ``shift`` (model.py)."""
     verdict: bool | None = None
     """A head that tells a digit from a non-digit (None: the default network has one, the seed network not)."""
 
@@ -107,6 +107,8 @@ class TrainConfig:
     """Times each extra digit appears in an epoch (a few drawings among 55,000 MNIST images need more)."""
     init: str = ""
     """Start from this checkpoint's weights (a run directory, a .safetensors file or ``bundled``); "": fresh."""
+    hold_out_pairs: str = ""
+    """(digit, number) combinations never trained or validated on, scored apart (pairs.py; "": none)."""
 
     def __post_init__(self):
         object.__setattr__(self, "extra_digits", tuple(str(p) for p in self.extra_digits))
@@ -126,6 +128,7 @@ class TrainConfig:
         _check(self.limit >= 0, f"--limit must be non-negative, got {self.limit}")
         _check(0 < self.val_size < 60000, f"--val-size must be 1-59999, got {self.val_size}")
         _check(self.extra_repeat >= 1, f"--extra-repeat must be at least 1, got {self.extra_repeat}")
+        _check(isinstance(self.hold_out_pairs, str), f"--hold-out-pairs must be text, got {self.hold_out_pairs!r}")
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:

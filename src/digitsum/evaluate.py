@@ -17,6 +17,7 @@ from .calibration import Calibration, expected_calibration_error, fit
 from .config import NUM_DIGITS, NUM_NUMBERS
 from .mixture import TEST_NUMBER_SEED, NumberMixture, normalize
 from .model import DigitSumNet, Logits
+from .pairs import Pair, pair_mask, pair_names
 from .runtime import evaluating
 
 BATCH_SIZE = 2000  # items per batch of inference
@@ -78,29 +79,41 @@ def calibrate(model: DigitSumNet, mixture: NumberMixture, fitted_on: str) -> Cal
 
 
 @torch.inference_mode()
-def all_pairs_sums(model: DigitSumNet, images: torch.Tensor, batch_size: int = 2000,
-                   on_batch: Callable[[int], None] | None = None) -> torch.Tensor:
-    """Predicted sum for every image (N, 28, 28 uint8) with every number 0-9 -> (N, 10).
+def all_pairs(model: DigitSumNet, images: torch.Tensor, batch_size: int = 2000,
+              on_batch: Callable[[int], None] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Predicted (digit, sum) for every image (N, 28, 28 uint8) with every number 0-9 -> (N, 10) each.
 
     The image branch runs once per image; only the heads run for each of the ten numbers.
     """
     device = model_device(model)
-    out = []
+    digits, sums = [], []
     with evaluating(model):
         for i in range(0, len(images), batch_size):
             feats = model.features(normalize(images[i : i + batch_size]).to(device))  # (B, F)
             b = len(feats)
             numbers = torch.arange(NUM_NUMBERS, device=device).repeat(b)  # (B*10,)
-            _, sums = model.heads(feats.repeat_interleave(NUM_NUMBERS, 0), numbers)  # (B*10, 19)
-            out.append(sums.argmax(1).view(b, NUM_NUMBERS).cpu())
+            heads = model.heads(feats.repeat_interleave(NUM_NUMBERS, 0), numbers)  # (B*10, 10), (B*10, 19)
+            digits.append(heads[0].argmax(1).view(b, NUM_NUMBERS).cpu())
+            sums.append(heads[1].argmax(1).view(b, NUM_NUMBERS).cpu())
             if on_batch:
                 on_batch(b)
-    return torch.cat(out)
+    return torch.cat(digits), torch.cat(sums)
+
+
+def all_pairs_sums(model: DigitSumNet, images: torch.Tensor, batch_size: int = 2000,
+                   on_batch: Callable[[int], None] | None = None) -> torch.Tensor:
+    """Predicted sum for every image (N, 28, 28 uint8) with every number 0-9 -> (N, 10) (see ``all_pairs``)."""
+    return all_pairs(model, images, batch_size, on_batch)[1]
 
 
 def accuracy(predicted: torch.Tensor, truth: torch.Tensor) -> float:
     """The share of ``predicted`` equal to ``truth`` (NaN for none)."""
     return int((predicted == truth).sum()) / truth.numel() if truth.numel() else float("nan")
+
+
+def share(hits: torch.Tensor) -> float:
+    """The share of True in ``hits`` (NaN for none)."""
+    return int(hits.sum()) / hits.numel() if hits.numel() else float("nan")
 
 
 def metrics(digits: torch.Tensor, sums: torch.Tensor, truth: torch.Tensor, numbers: torch.Tensor) -> dict:
@@ -127,20 +140,40 @@ def all_pairs_accuracy(pair_sums: torch.Tensor, truth: torch.Tensor) -> float:
     return accuracy(pair_sums, truth[:, None] + torch.arange(NUM_NUMBERS)[None, :])
 
 
+def held_out_figures(pair_digits: torch.Tensor, pair_sums: torch.Tensor, truth: torch.Tensor,
+                     pairs: tuple[Pair, ...]) -> dict:
+    """Every image of true digit ``truth`` (N,) with every number, predicted ``pair_digits`` and ``pair_sums``
+    (N, 10), scored apart on the combinations ``pairs`` held out of training and on the others (seen):
+    the sum head's own answer (``*_sum_accuracy``), its agreement with the digit head (``*_consistency``) and,
+    as the reference, the digit head's answer plus the number (``*_digit_plus_number_accuracy``)."""
+    numbers = torch.arange(NUM_NUMBERS)[None, :]  # (1, 10)
+    held = pair_mask(pairs)[truth]  # (N, 10): this image's digit with this number is held out
+    right_sum, agree = pair_sums == truth[:, None] + numbers, pair_sums == pair_digits + numbers  # (N, 10) each
+    right_digit = (pair_digits == truth[:, None]).expand_as(held)
+    card: dict = {"held_out_pairs": pair_names(pairs)}
+    for name, cells in (("held_out", held), ("seen", ~held)):
+        card.update({f"{name}_n": int(cells.sum()), f"{name}_sum_accuracy": share(right_sum[cells]),
+                     f"{name}_consistency": share(agree[cells]),
+                     f"{name}_digit_plus_number_accuracy": share(right_digit[cells])})
+    return card
+
+
 def fixed_test_mixture(test) -> NumberMixture:
     """The MNIST test set (a ``data.Split``) with its fixed numbers: the same pairs for every model."""
     return NumberMixture.fixed(test.images, test.labels, TEST_NUMBER_SEED)
 
 
 def evaluate(model: DigitSumNet, test, calibration: Calibration | None = None,
-             on_batch: Callable[[int], None] | None = None) -> dict:
+             on_batch: Callable[[int], None] | None = None, held_out: tuple[Pair, ...] = ()) -> dict:
     """digitsum's report card on the MNIST test set (numbers fixed by TEST_NUMBER_SEED), all pairs included,
     with the expected calibration error of both heads' probabilities (with ``calibration``'s temperatures)
-    and, for a network with a verdict head, the share of test digits its rule reads as digits."""
+    and, for a network with a verdict head, the share of test digits its rule reads as digits. For a model
+    trained with combinations ``held_out`` (pairs.py), the all-pairs figures of those and of the others
+    (``held_out_figures``)."""
     calibration = calibration or Calibration()
     mixture = fixed_test_mixture(test)
     out = infer(model, mixture, calibration=calibration, on_batch=on_batch)
-    pairs = all_pairs_sums(model, mixture.images, on_batch=on_batch)  # (N, 10)
+    pair_digits, pairs = all_pairs(model, mixture.images, on_batch=on_batch)  # (N, 10) each
     card = metrics(out.digits, out.sums, mixture.labels, mixture.numbers)
     per_digit = card.pop("per_digit_accuracy")  # keeps the order of the keys evaluate --json has always had
     card.update({"all_pairs_sum_accuracy": all_pairs_accuracy(pairs, mixture.labels), "all_pairs_n": pairs.numel(),
@@ -149,4 +182,6 @@ def evaluate(model: DigitSumNet, test, calibration: Calibration | None = None,
                  "sum_ece": expected_calibration_error(out.sum_probs, mixture.labels + mixture.numbers)})
     if out.is_digit_scores is not None and calibration.is_digit_threshold is not None:
         card["is_digit_rate"] = float(out.is_digit.double().mean())
+    if held_out:
+        card.update(held_out_figures(pair_digits, pairs, mixture.labels, held_out))
     return card

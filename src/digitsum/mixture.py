@@ -20,6 +20,7 @@ import torch
 
 from .augment import draw_shifts, draw_stretches, shift, stretch
 from .config import NUM_NUMBERS, TrainConfig
+from .pairs import avoid_pairs, pair_mask, parse_pairs
 
 MEAN, STD = 0.1307, 0.3081  # MNIST training-set pixel statistics (on a 0-1 scale)
 VAL_NUMBER_SEED = 1_000_003
@@ -124,6 +125,8 @@ class NumberMixture:
         n = len(self)
         order = torch.randperm(n, generator=g)
         numbers = torch.randint(0, NUM_NUMBERS, (n,), generator=g)
+        if cfg.hold_out_pairs:  # draws more only for a run that holds combinations out
+            numbers = avoid_pairs(self.labels[order], numbers, pair_mask(parse_pairs(cfg.hold_out_pairs)), g)
         global_batch = cfg.batch_size // world_size * world_size
         bank = self.negatives if negative_share > 0 else None
         k = round(negative_share * global_batch) if bank is not None else 0
@@ -165,13 +168,16 @@ def split_train_val(train, cfg: TrainConfig) -> tuple[NumberMixture, NumberMixtu
     """MNIST's training split (a ``data.Split``) as a training mixture and a validation mixture.
 
     The last ``cfg.val_size`` images are held out for validation, with numbers fixed by
-    VAL_NUMBER_SEED; of the rest, the first ``cfg.limit`` (0: all) are trained on.
+    VAL_NUMBER_SEED; of the rest, the first ``cfg.limit`` (0: all) are trained on. Neither ever pairs
+    a digit with a number ``cfg.hold_out_pairs`` holds out.
     """
     n_train = len(train.images) - cfg.val_size
     if cfg.limit:
         n_train = min(n_train, cfg.limit)
     val = slice(len(train.images) - cfg.val_size, None)
-    return (
-        NumberMixture(train.images[:n_train], train.labels[:n_train]),
-        NumberMixture.fixed(train.images[val], train.labels[val], VAL_NUMBER_SEED),
-    )
+    train_mix = NumberMixture(train.images[:n_train], train.labels[:n_train])
+    val_mix = NumberMixture.fixed(train.images[val], train.labels[val], VAL_NUMBER_SEED)
+    if pairs := parse_pairs(cfg.hold_out_pairs):  # training avoids them as it draws (epoch_batches)
+        val_mix.numbers = avoid_pairs(val_mix.labels, val_mix.numbers, pair_mask(pairs),
+                                      torch.Generator().manual_seed(VAL_NUMBER_SEED + 1))
+    return train_mix, val_mix

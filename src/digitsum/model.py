@@ -92,6 +92,28 @@ class FusedNet(DigitSumNet):
         return digit_logits, self.sum_head(torch.relu(fused))  # (B, 10), (B, 19)
 
 
+class ShiftNet(FusedNet):
+    """``shift`` fusion, a sum head that has to add: the number is a learned kernel over offsets
+    ``s - d`` (-9 to 18), the same for every digit, applied to the digit head's distribution
+    ``p``: ``sum logit[s] = sum_d p[d] K[number][s - d]``, a convolution. The 19-way output is
+    learned (the kernels start at zero), never argmax(digit) + number; a combination never trained
+    on uses the kernel its number learned with the other digits (benchmarks/compositional.py)."""
+
+    def __init__(self, image_branch: nn.Module, feature_dim: int, verdict: bool):
+        kernels = nn.Embedding(NUM_NUMBERS, NUM_DIGITS + NUM_SUMS - 1)  # (10, 28): one kernel per number
+        DigitSumNet.__init__(self, image_branch, kernels, nn.Identity(), NUM_DIGITS, feature_dim, verdict)
+        self.digit_head, self.product = nn.Linear(feature_dim, NUM_DIGITS), False
+        del self.sum_head  # the kernels are the sum head
+        nn.init.zeros_(self.number_branch.weight)  # every sum equally likely at first: the first steps set the peaks
+        offsets = torch.arange(NUM_SUMS)[None, :] - torch.arange(NUM_DIGITS)[:, None] + NUM_DIGITS - 1  # (10, 19)
+        self.register_buffer("offsets", offsets, persistent=False)  # which kernel tap joins digit d to sum s
+
+    def heads(self, features, numbers):
+        digit_logits = self.digit_head(features)  # (B, 10)
+        kernels = self.number_branch(numbers)[:, self.offsets]  # (B, 10, 19)
+        return digit_logits, torch.einsum("bd,bds->bs", digit_logits.softmax(1), kernels)  # (B, 10), (B, 19)
+
+
 class ConcatNet(DigitSumNet):
     """The notebook's head layout: image features and number embedding concatenated, both
     heads reading the fused layer."""
@@ -134,6 +156,8 @@ def build_default(cfg: ModelConfig) -> DigitSumNet:
         nn.Linear(cfg.conv3 * 3 * 3, cfg.hidden),
         nn.ReLU(inplace=True),
     )
+    if cfg.fusion == "shift":
+        return ShiftNet(image_branch, cfg.hidden, cfg.verdict)
     product = cfg.fusion == "product"
     embedding = cfg.hidden if product else cfg.embedding  # a product scales each fused unit
     fusion = nn.Linear(cfg.hidden + NUM_DIGITS + (0 if product else embedding), cfg.hidden)

@@ -164,6 +164,11 @@ class NoveltyNet(nn.Module):
         super().__init__()
         self.model, self.novelty = model, novelty
 
+    @property
+    def number_branch(self) -> nn.Module:
+        """The wrapped network's number branch (what report/ and embedding.py read)."""
+        return self.model.number_branch
+
     def features(self, images):
         return self.model.features(images)
 

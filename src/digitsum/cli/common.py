@@ -96,10 +96,20 @@ def device(text: str) -> str:
 
 
 def format_metrics(m: dict) -> str:
-    """Test figures on one line."""
+    """Test figures on one line (and, for a run that held pairs out, theirs on a second)."""
     return (f"digit {100 * m['digit_accuracy']:.2f}%  sum {100 * m['sum_accuracy']:.2f}%  "
             f"all-pairs sum {100 * m['all_pairs_sum_accuracy']:.2f}%  "
-            f"consistency {100 * m['consistency']:.2f}%  (n={m['n']})")
+            f"consistency {100 * m['consistency']:.2f}%  (n={m['n']})" + held_out_line(m))
+
+
+def held_out_line(m: dict) -> str:
+    """For a run with held-out pairs, their sum accuracy beside that of the pairs trained on ("" otherwise)."""
+    if "held_out_pairs" not in m:
+        return ""
+    return (f"\nheld-out pairs {','.join(m['held_out_pairs'])}: sum {100 * m['held_out_sum_accuracy']:.2f}% "
+            f"(seen pairs {100 * m['seen_sum_accuracy']:.2f}%; digit head + number "
+            f"{100 * m['held_out_digit_plus_number_accuracy']:.2f}% and "
+            f"{100 * m['seen_digit_plus_number_accuracy']:.2f}%)")
 
 
 def add_quiet(p: argparse.ArgumentParser) -> None:

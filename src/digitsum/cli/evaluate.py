@@ -42,12 +42,15 @@ def run(args) -> int:
     from ..checkpoint import load_checkpoint
     from ..data import load_mnist
     from ..evaluate import evaluate
+    from ..pairs import parse_pairs
 
     checkpoint = load_checkpoint(args.checkpoint)
+    held_out = parse_pairs(str(checkpoint.config.get("train", {}).get("hold_out_pairs", "")))
     test = load_mnist(args.data_dir, splits=("test",))["test"]
     bar = progress(2 * len(test.labels), "evaluate", args.quiet, unit="image")
     try:
-        metrics = evaluate(checkpoint.inference_model, test, checkpoint.calibration, on_batch=bar.update)
+        metrics = evaluate(checkpoint.inference_model, test, checkpoint.calibration, on_batch=bar.update,
+                           held_out=held_out)
     finally:
         bar.close()
     if args.json:

@@ -14,6 +14,7 @@ from dataclasses import fields
 from ..config import ARCHS, DEVICES, FUSIONS, RECIPES, ModelConfig, TrainConfig, model_for, recipe
 from ..errors import ConfigError
 from ..launch import env_rank  # only rank 0 prints
+from ..pairs import parse_pairs
 from ..training.distributed import PeerFailed
 from .common import add_data_dir, add_quiet, device, format_metrics, progress
 
@@ -39,6 +40,8 @@ FLAGS = {
     "extra_repeat": (int, "times each --extra-digits image appears in an epoch"),
     "init": (str, "start from this checkpoint's weights, to fine-tune: a run directory, a .safetensors file or "
              "'bundled' (its network, unless --arch/--fusion say the same)"),
+    "hold_out_pairs": (str, "(digit, number) combinations never trained or validated on, scored apart: "
+                       "D+N,D+N... (7+5,3+9), random:K or sum:S"),
 }
 RESUMABLE = ("threads", "device")  # flags --resume accepts: where the run continues, not what it computes
 
@@ -60,7 +63,8 @@ def add(sub) -> None:
     p.add_argument("--arch", choices=ARCHS,
                    help=f"network: default (digitsum's) or seed (the notebook's) (default: {ModelConfig.arch})")
     p.add_argument("--fusion", choices=FUSIONS, help="how the default network's sum head fuses the number: "
-                   f"product (number embedding times image side) or concat (default: {ModelConfig.fusion})")
+                   "product (number embedding times image side), concat, or shift (the number a learned kernel "
+                   f"of offsets slid along the digit head's distribution) (default: {ModelConfig.fusion})")
     defaults = {f.name: f.default for f in fields(TrainConfig)}
     for name, (kind, text) in FLAGS.items():  # default None: tells a flag given from one left out
         shown = defaults[name] if defaults[name] != "" else "none"
@@ -166,6 +170,7 @@ def start_or_resume(args) -> int:
     else:
         given = {name: getattr(args, name) for name in (*FLAGS, "extra_digits") if getattr(args, name) is not None}
         cfg = recipe(args.recipe, **given)
+        parse_pairs(cfg.hold_out_pairs)  # a bad spec is refused before any data is read
         model_cfg = model_config(args, cfg)
         out = args.out or time.strftime("runs/%Y%m%d-%H%M%S")
         metrics = train(model_cfg, cfg, out, args.data_dir, start=New(args.overwrite),

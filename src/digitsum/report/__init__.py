@@ -2,9 +2,10 @@
 
 A report shows the per-epoch learning curves from ``metrics.jsonl`` and, when the run has
 finished, what its model does on the MNIST test set with its fixed numbers: both confusion
-matrices, sum accuracy for every (digit, number) pair, a grid of samples and the most
-confident mistakes. ``source`` gathers a run's or a checkpoint's data, ``tables`` computes what
-is drawn, ``figures`` draws it and ``page`` lays out the page; ``write_report`` writes the files.
+matrices, sum accuracy for every (digit, number) pair (combinations held out of training
+outlined), a grid of samples, the most confident mistakes and the number embeddings
+(embeddings.py). ``source`` gathers a run's or a checkpoint's data, ``tables`` computes what is drawn,
+``figures`` draws it and ``page`` lays out the page; ``write_report`` writes the files.
 Everything is computed before anything is written, and every file is written atomically.
 """
 
@@ -17,6 +18,8 @@ from pathlib import Path
 from ..data import load_mnist
 from ..errors import ReportError, require
 from ..files import atomic_write_bytes
+from ..pairs import parse_pairs
+from .embeddings import embedding_figure
 from .figures import FIGURE_FILES, draw_all
 from .page import render_page
 from .source import ReportSource, checkpoint_source, run_source
@@ -44,8 +47,12 @@ def write_report(source: ReportSource, output: str | os.PathLike, data_dir: str 
     require_matplotlib()
     tables = None
     if source.model is not None:
-        tables = model_tables(source.model, load_mnist(data_dir, splits=("test",))["test"], source.calibration)
+        held_out = parse_pairs(str(source.config.get("train", {}).get("hold_out_pairs", "")))
+        tables = model_tables(source.model, load_mnist(data_dir, splits=("test",))["test"], source.calibration,
+                              held_out=held_out)
     figures = draw_all(source.history, tables)  # [(file name, title, caption, png bytes)]
+    if tables is not None:
+        figures.append(embedding_figure(tables.embedding, tables.readout))
     page = render_page(source, tables, figures)
     out = Path(output)
     try:

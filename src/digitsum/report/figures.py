@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from .tables import ModelTables, Sample
 
 FIGURE_FILES = ("curves.png", "digit_confusion.png", "sum_confusion.png", "pair_accuracy.png",
-                "reliability.png", "samples.png", "mistakes.png")
+                "reliability.png", "samples.png", "mistakes.png", "embeddings.png")
 
 
 class Drawn(NamedTuple):
@@ -91,9 +91,10 @@ def draw_confusion(counts: np.ndarray, title: str, what: str) -> bytes:
     return to_png(fig)
 
 
-def draw_pair_accuracy(accuracy: np.ndarray) -> bytes:
+def draw_pair_accuracy(accuracy: np.ndarray, held_out: np.ndarray | None = None) -> bytes:
     """Sum accuracy (10, 10) per (true digit, number), the weakest cell outlined (of equal cells, the one
-    with the smaller digit, then the smaller number)."""
+    with the smaller digit, then the smaller number), and, dashed in blue, the combinations ``held_out``
+    (10, 10) bool of training."""
     from matplotlib.patches import Rectangle
 
     percent = 100 * accuracy
@@ -105,11 +106,14 @@ def draw_pair_accuracy(accuracy: np.ndarray) -> bytes:
         ax.text(j, i, f"{value:.1f}", ha="center", va="center", fontsize=9)
     row, col = np.unravel_index(percent.argmin(), percent.shape)
     ax.add_patch(Rectangle((col - 0.5, row - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=2.5))
+    for i, j in np.argwhere(held_out) if held_out is not None else ():
+        ax.add_patch(Rectangle((j - 0.45, i - 0.45), 0.9, 0.9, fill=False, edgecolor="blue", linewidth=2, ls="--"))
     ax.set_xticks(range(10))
     ax.set_yticks(range(10))
     ax.set(xlabel="number", ylabel="true digit of the image",
            title=f"Sum accuracy for every test image with every number\n"
-                 f"weakest: digit {row} + number {col} ({percent[row, col]:.1f}%)")
+                 f"weakest: digit {row} + number {col} ({percent[row, col]:.1f}%)"
+                 + ("; dashed: held out of training" if held_out is not None else ""))
     return to_png(fig)
 
 
@@ -203,7 +207,7 @@ def draw_all(history: list[dict], tables: ModelTables | None) -> list[Drawn]:
                              f"(n={summary['n']:,}, {100 * summary['sum_accuracy']:.2f}% right)", "sum")),
         Drawn("pair_accuracy.png", "Where addition is weakest", "Every test image paired with every number "
               "0-9: the share of right sums for each (true digit, number) cell.",
-              draw_pair_accuracy(tables.pair_accuracy.numpy())),
+              draw_pair_accuracy(tables.pair_accuracy.numpy(), tables.held_out)),
         Drawn("samples.png", "Test samples", "The first test items with their fixed numbers.",
               draw_samples(tables.samples)),
     ]

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from ..calibration import Calibration, expected_calibration_error, reliability
 from ..config import NUM_DIGITS, NUM_NUMBERS, NUM_SUMS
+from ..embedding import components, describe, number_embeddings
 from ..evaluate import Outputs, all_pairs_sums, fixed_test_mixture, infer
 from ..mixture import NumberMixture
 from ..model import DigitSumNet
+from ..pairs import Pair, pair_mask
 
 
 @dataclass
@@ -47,6 +50,9 @@ class ModelTables:
     samples: list[Sample]
     mistakes: list[Sample]  # most confident first
     reliability: dict | None = None  # head -> {"raw"|"calibrated": [(confidence, accuracy, count)], "ece": {...}}
+    held_out: np.ndarray | None = None  # (10, 10) bool: combinations held out of training (pairs.py), or None
+    embedding: np.ndarray | None = None  # (10, 2) the number embeddings' principal components (embedding.py)
+    readout: dict | None = None  # embedding.describe: the linear read-out of the number from its embedding
 
     def summary(self) -> dict:
         """Headline test figures, read off the tables."""
@@ -97,9 +103,10 @@ def reliability_tables(out: Outputs, mixture: NumberMixture) -> dict:
 
 
 def model_tables(model: DigitSumNet, test, calibration: Calibration | None = None, samples: int = 32,
-                 mistakes: int = 8) -> ModelTables:
-    """Confusion matrices, the all-pairs table, the first ``samples`` items, the worst mistakes and the
-    reliability of the probabilities (calibrated with ``calibration``, and without)."""
+                 mistakes: int = 8, held_out: tuple[Pair, ...] = ()) -> ModelTables:
+    """Confusion matrices, the all-pairs table, the first ``samples`` items, the worst mistakes, the
+    reliability of the probabilities (calibrated with ``calibration``, and without), the combinations
+    ``held_out`` of training and what the number embedding holds."""
     mixture = fixed_test_mixture(test)
     out = infer(model, mixture, calibration=calibration)
 
@@ -114,4 +121,7 @@ def model_tables(model: DigitSumNet, test, calibration: Calibration | None = Non
         samples=[sample(i) for i in range(min(samples, len(mixture)))],
         mistakes=[sample(int(i)) for i in confident_mistakes(out, mixture, mistakes)],
         reliability=reliability_tables(out, mixture),
+        held_out=pair_mask(held_out).numpy() if held_out else None,
+        embedding=components(number_embeddings(model)).numpy(),
+        readout=describe(model),
     )

@@ -26,6 +26,7 @@ from ..files import CALIBRATION, METRICS, WEIGHTS, atomic_write_json
 from ..mixture import NumberMixture, split_train_val
 from ..model import build_model
 from ..novelty import THRESHOLD, fit_novelty, with_novelty
+from ..pairs import parse_pairs
 from ..runtime import seeded
 from ..runtime import threads as torch_threads
 from . import resume
@@ -215,7 +216,7 @@ def finish(run: Run, ts: TrainState) -> dict:
                                   fitted_on=f"{len(run.train_mix.labels)} MNIST training images; the validation split")
             novelty.save(run.out)
             tested, calibration = with_novelty(model, novelty), replace(calibration, is_digit_threshold=THRESHOLD)
-        metrics = evaluate(tested, run.test, calibration)
+        metrics = evaluate(tested, run.test, calibration, held_out=parse_pairs(run.cfg.hold_out_pairs))
         metrics["train_seconds"] = sum(h["seconds"] for h in state.history)
         metrics["best_epoch"] = state.best_epoch
         atomic_write_json(run.out / METRICS, metrics)
