@@ -21,8 +21,10 @@ import bench_profile  # noqa: E402
 import bench_recipe  # noqa: E402
 import bench_time_to_accuracy as tta  # noqa: E402
 import compositional  # noqa: E402
+import handwriting  # noqa: E402
 import notebook  # noqa: E402
 import run_all  # noqa: E402
+import writers  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -233,3 +235,13 @@ def test_compositional_is_run_by_run_all_and_trains_one_real_run(mnist_dir):
     assert set(compositional.FIGURES) <= set(figures)
     section = compositional.render({("shift fusion (--fusion shift)", "sum:9"): [figures]}, "cmd", 1, True)
     assert "| shift fusion (--fusion shift) | `sum:9` |" in section and "`cmd`" in section
+
+
+def test_writers_training_splits_become_extra_digits_files_of_every_row(tmp_path):
+    from digitsum.extra import read_extra_digits
+
+    files = writers.training_splits(tmp_path, quick=True)  # the first 300 of USPS train and optdigits .tra
+    extra = read_extra_digits([files["usps"], files["optdigits"]])
+    usps, opt = handwriting.usps(split="train"), handwriting.optdigits(files=("optdigits-orig.tra",))
+    assert extra.labels.tolist() == usps.labels[:300].tolist() + opt.labels[:300].tolist()
+    assert extra.images.shape == (600, 28, 28) and int(extra.images.amax()) == 255
