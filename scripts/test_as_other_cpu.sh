@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The tests that train, resume, export, calibrate or compare models, run as another CPU would: torch's
-# kernels forced down to ATEN_CPU_CAPABILITY (default: no vector kernels), oneDNN's to ONEDNN_MAX_CPU_ISA
+# The tests that train, resume, export, calibrate or compare models in one process (the torchrun ones run once,
+# in the suite, to keep CI short), run as another CPU would: torch's kernels forced down to ATEN_CPU_CAPABILITY
+# (default: no vector kernels), oneDNN's to ONEDNN_MAX_CPU_ISA
 # (default SSE41), on one thread. The same seed then trains other weights than on this machine's own
 # kernels, so a test that holds only for the weights one CPU happens to train fails here. .ci/run calls it
 # after the whole suite; extra arguments go to pytest.
@@ -15,6 +16,6 @@ export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 python -c "import torch; print('as another CPU: torch CPU capability', torch.backends.cpu.get_cpu_capability(), \
 '| oneDNN up to', '$ONEDNN_MAX_CPU_ISA', '| threads', torch.get_num_threads())"
 python -m pytest -p no:cacheprovider "$@" \
-    tests/test_train.py tests/test_resume.py tests/test_distributed.py tests/test_export.py tests/test_bundled.py \
+    tests/test_train.py tests/test_resume.py tests/test_export.py tests/test_bundled.py \
     tests/test_calibration.py tests/test_definitions.py tests/test_model.py tests/test_evaluate.py \
     tests/test_real_handwriting.py tests/test_polarity.py tests/test_predict.py
