@@ -19,9 +19,9 @@ from pathlib import Path
 
 from ..errors import DigitsumError, InputError, ServeError
 from ..files import atomic_write_bytes
+from ..rows import EVALUATE_COLUMNS
 
 LABELS = "labels.csv"
-COLUMNS = ("image", "digit")
 MAX_DRAWINGS = 1000  # default bound of a collection folder: about 10 MB of page drawings
 
 
@@ -65,7 +65,7 @@ class Collector:
             rows = [*self._rows, (name, digit)]
             text = io.StringIO()
             writer = csv.writer(text, lineterminator="\n")
-            writer.writerow(COLUMNS)
+            writer.writerow(EVALUATE_COLUMNS)  # the manifest evaluate --manifest and --extra-digits read
             writer.writerows(rows)
             atomic_write_bytes(self.labels, text.getvalue().encode())
             self._rows = rows
