@@ -42,6 +42,13 @@ def test_a_run_recorded_before_detach_target_existed_reads_as_it_ran():
     assert TrainConfig.from_dict(TrainConfig(detach_target=True).to_dict()).detach_target
 
 
+def test_a_run_recorded_before_the_broad_non_digits_resumes_with_the_classic_ones():
+    assert TrainConfig().negative_kinds == "broad"
+    old = {k: v for k, v in TrainConfig().to_dict().items() if k != "negative_kinds"}
+    assert TrainConfig.from_dict(old).negative_kinds == "classic"
+    assert TrainConfig.from_dict(TrainConfig().to_dict()) == TrainConfig()
+
+
 def test_calibration_divides_by_each_heads_temperature_and_reads_the_verdict_by_its_threshold():
     digit, total = torch.tensor([[2.0, 0.0] + [-9.0] * 8]), torch.tensor([[1.0, 3.0] + [-9.0] * 17])
     verdict = torch.tensor([0.0])  # probability 0.5 of a digit

@@ -12,7 +12,7 @@ ARCHS = ("default", "seed")
 FUSIONS = ("product", "concat", "shift")
 DEVICES = "cpu, cuda, cuda:N, mps or auto"
 LEGACY_MODEL = {"verdict": False}  # what a config.json written before these fields existed meant
-LEGACY_TRAIN = {"stretch": 0.0, "negatives": 0.0, "detach_target": False}
+LEGACY_TRAIN = {"stretch": 0.0, "negatives": 0.0, "detach_target": False, "negative_kinds": "classic"}
 
 
 def _check(condition: bool, message: str) -> None:
@@ -88,9 +88,10 @@ class TrainConfig:
     """Share of training digits stretched toward filling their box, as many scanned digits are (augment.py)."""
     negatives: float = 0.125
     """Synthetic non-digits (negatives.py) added to each batch, as a share of its digits, for the verdict head."""
-    negative_kinds: str = "classic"
-    """Which non-digits: ``classic`` (negatives.KINDS) or ``broad`` (negatives.BROAD_KINDS: also filled shapes,
-    textures, very thin and very thick pens)."""
+    negative_kinds: str = "broad"
+    """Which non-digits: ``broad`` (negatives.BROAD_KINDS: filled shapes, textures, very thin and very thick
+    pens and made-up characters besides the classic ones) or ``classic`` (negatives.KINDS, what runs before
+    the broad kinds trained on)."""
     seed: int = 0
     """Seeds the weights, the per-epoch order, numbers and shifts."""
     threads: int = 0

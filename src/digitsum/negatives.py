@@ -8,10 +8,11 @@ Each kind is a way of not being a digit that people draw:
 * MNIST training digits made into non-digits, in the writers' own strokes: two side by side, one
   mirrored (2 3 4 5 6 7 9: a mirrored 0, 1 or 8 is still a digit) or turned a quarter (1-7 and 9).
 
-``BROAD_KINDS`` (``TrainConfig.negative_kinds = "broad"``; not the default yet) adds kinds the verdict
-has never seen: filled shapes and blobs (silhouettes), smooth random textures (photo-like content), and
-scribbles in very thin and very thick pens. (Fragments of digits were tried and left out: a window on an
-8 or a 7 is often still an 8 or a 7.)
+``BROAD_KINDS`` (``TrainConfig.negative_kinds = "broad"``, the default) adds kinds the classic ones never
+showed the verdict: filled shapes and blobs (silhouettes), smooth random textures (photo-like content),
+scribbles in very thin and very thick pens, and characters of made-up alphabets (pen strokes, bowls, hooks,
+bars and dots, drawn twice as often as each other kind: other alphabets are what people draw most that is
+no digit). (Fragments of digits were tried and left out: a window on an 8 or a 7 is often still an 8 or a 7.)
 
 Every example goes through the same preprocessing as a user's image (``preprocess.to_mnist``), so
 the network sees a non-digit exactly as it would see one drawn on the page. Everything is drawn
@@ -31,7 +32,7 @@ from .errors import ImageError
 LETTERS = "CEFHKMNPRUVWXYcefhkmnpuvwx"
 SYMBOLS = "#%*+=@~<>"
 KINDS = ("letter", "symbol", "scribble", "pair", "mirrored", "turned")
-BROAD_KINDS = (*KINDS, "shape", "texture", "thin", "thick")
+BROAD_KINDS = (*KINDS, "shape", "texture", "thin", "thick", "character", "character")  # characters: twice
 MIRRORED = (2, 3, 4, 5, 6, 7, 9)  # digits whose mirror image is no digit
 TURNED = (1, 2, 3, 4, 5, 6, 7, 9)  # digits that a quarter turn makes into no digit
 BANK = 6000  # non-digits drawn for a training run; each epoch picks from them, shifted anew
@@ -84,6 +85,34 @@ def scribble(rng: np.random.Generator, widths: tuple[int, int] = (4, 12)) -> Ima
             t = np.linspace(0, 1, 12)[:, None]
             path += [tuple(p) for p in (1 - t) ** 2 * start + 2 * (1 - t) * t * b + t ** 2 * end]
         draw.line(path or [tuple(points[0]), tuple(points[1])], fill=255, width=width, joint="curve")
+    return image
+
+
+def character(rng: np.random.Generator) -> Image.Image:
+    """A character of a made-up alphabet, light on black: two to four pen strokes, each a straight segment,
+    a polyline with one or two sharp turns, an arc or a hook, now and then a dot or a short bar across,
+    in one pen 3-11 pixels wide (what other alphabets' characters are made of)."""
+    image = Image.new("L", (CANVAS, CANVAS), 0)
+    draw = ImageDraw.Draw(image)
+    width, margin = int(rng.integers(3, 12)), 14
+    for _ in range(int(rng.integers(2, 5))):
+        kind = rng.random()
+        if kind < 0.45:  # a segment or a polyline with sharp turns
+            points = rng.uniform(margin, CANVAS - margin, size=(int(rng.integers(2, 5)), 2))
+            draw.line([tuple(p) for p in points], fill=255, width=width, joint="curve")
+        elif kind < 0.8:  # an arc of a circle or an ellipse: a bowl, a hook
+            centre, radii = rng.uniform(30, CANVAS - 30, 2), rng.uniform(8, 28, 2)
+            start = float(rng.uniform(0, 360))
+            box = (*(centre - radii), *(centre + radii))
+            draw.arc(box, start, start + float(rng.uniform(60, 270)), fill=255, width=width)
+        elif kind < 0.92:  # a short bar
+            a = rng.uniform(margin, CANVAS - margin, 2)
+            b = np.clip(a + rng.uniform(-20, 20, 2), 0, CANVAS - 1)
+            draw.line([tuple(a), tuple(b)], fill=255, width=width)
+        else:  # a dot
+            x, y = rng.uniform(margin, CANVAS - margin, 2)
+            r = width * float(rng.uniform(0.8, 1.5))
+            draw.ellipse((x - r, y - r, x + r, y + r), fill=255)
     return image
 
 
@@ -156,8 +185,8 @@ def draw_one(kind: str, digits: tuple[np.ndarray, np.ndarray], rng: np.random.Ge
         return pair(digits[1], rng)
     if kind in ("thin", "thick"):
         return scribble(rng, (1, 4) if kind == "thin" else (14, 25))
-    if kind in ("shape", "texture"):
-        return {"shape": shape, "texture": texture}[kind](rng)
+    if kind in ("shape", "texture", "character"):
+        return {"shape": shape, "texture": texture, "character": character}[kind](rng)
     return {"mirrored": mirrored, "turned": turned}[kind](digits, rng)
 
 

@@ -30,8 +30,9 @@ FLAGS = {
     "max_shift": (int, "random shift of training images in pixels, 0 to disable"),
     "stretch": (float, "share of training digits stretched toward filling their box (as other people's scans are)"),
     "negatives": (float, "synthetic non-digits per training digit, for the verdict head (0 to train none)"),
-    "negative_kinds": (str, "classic (letters, symbols, scribbles, digit pairs, mirrored and turned digits) or "
-                       "broad (also filled shapes, textures, very thin and thick pens)"),
+    "negative_kinds": (str, "broad (the default: classic's and filled shapes, textures, very thin and thick pens, "
+                       "made-up characters) or classic (letters, symbols, scribbles, digit pairs, mirrored and "
+                       "turned digits)"),
     "seed": (int, "seed of weights, order, numbers and shifts"),
     "threads": (int, "CPU threads for torch, 0 for torch's default"),
     "device": (device, DEVICES),
