@@ -6,7 +6,9 @@ Built here from files anyone can install, so that every number is reproducible:
   (``skimage/data``), whole and as seeded random crops, in colour and grey, as they are and inverted
   (dark-on-light and light-on-dark);
 * filled shapes (ellipses, triangles, rectangles, blobs): as 28x28 light-on-dark arrays, which go to the
-  network as they are, and as dark drawings on a white 280-pixel canvas, as the page sends them.
+  network as they are, and as dark drawings on a white 280-pixel canvas, as the page sends them. A
+  shape whose ink is nearly a straight line (a sliver of a triangle: a 1, as far as anyone can tell) is
+  drawn again, by the rule training's negatives follow (``negatives.MIN_ELONGATION``).
 
 Every set is a list of what a user would pass to ``predict_batch``: PIL images, PNG bytes or arrays.
 """
@@ -18,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageOps
+
+from digitsum.negatives import MIN_ELONGATION, elongation
 
 SEED = 20_261_202  # crops and shapes
 CROPS = 400
@@ -112,8 +116,11 @@ def draw_shape(kind: str, size: int, rng: np.random.Generator, fill: int, backgr
 
 def shapes(kind: str, canvas: bool, n: int = SHAPES) -> list:
     """``n`` filled shapes of ``kind``: 28x28 light-on-dark uint8 arrays, or (``canvas``) dark on a 280 px
-    white canvas."""
+    white canvas; none nearly a straight line."""
     rng = np.random.default_rng([SEED, SHAPE_KINDS.index(kind), canvas])
-    if canvas:
-        return [draw_shape(kind, 280, rng, 0, 255) for _ in range(n)]
-    return [np.asarray(draw_shape(kind, 28, rng, 255, 0)) for _ in range(n)]
+    out = []
+    while len(out) < n:
+        image = draw_shape(kind, 280, rng, 0, 255) if canvas else draw_shape(kind, 28, rng, 255, 0)
+        if elongation(ImageOps.invert(image) if canvas else image) >= MIN_ELONGATION:
+            out.append(image if canvas else np.asarray(image))
+    return out
