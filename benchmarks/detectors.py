@@ -14,9 +14,11 @@ Every score is higher for an image more like a digit, computed from one pass of 
   digits ("min"), their sum ("sum"), and a logistic regression fitted on validation digits against
   digitsum's generated negatives (negatives.py, a seed no run trains on): never on an evaluation set;
 * Mahalanobis on every layer of the image branch (novelty.py: each convolution block's channel means
-  and standard deviations, and the features), standardised and summed; the same plus the head ("rule":
-  what digitsum ships, fitted here as ``digitsum train`` fits it); and a logistic regression on those
-  five standardised scores, fitted on validation digits against the generated negatives.
+  and standard deviations, and the features), standardised and summed; the same plus the head (the rule
+  digitsum shipped before); the same plus novelty.py's kNN score, with the head counted once and
+  ``HEAD_WEIGHT`` times ("rule": what digitsum ships, fitted here as ``digitsum train`` fits it); and a
+  logistic regression on the rule's standardised scores, fitted on validation digits against the
+  generated negatives.
 
 Each score's threshold keeps ``KEEP`` of the validation digits, as the shipped verdict's does.
 """
@@ -28,11 +30,12 @@ import torch
 
 from digitsum.calibration import KEEP
 from digitsum.mixture import normalize
-from digitsum.novelty import branch_layers, distance, fit_gaussian, fit_novelty
+from digitsum.novelty import HEAD_WEIGHT, branch_layers, distance, fit_gaussian, fit_novelty
 
 KNN_BANK, K = 10_000, 10
 NEGATIVE_SEED = 7_777  # generated negatives for the logistic combination (training runs use their own seed)
 NEGATIVES = 3000
+RULE = f"the rule: {HEAD_WEIGHT:g} x head + Mahalanobis, every layer + kNN"
 
 
 def outputs(model, images28: np.ndarray, batch: int = 1000) -> dict[str, torch.Tensor]:
@@ -85,13 +88,16 @@ class Scorer:
                 f"kNN (k={K})": (sims.double() - 1).numpy(), **self.layered(out)}
 
     def standardised(self, out: dict) -> np.ndarray:
-        """(N, 1 + L): the rule's scores, standardised on validation digits."""
-        n = self.novelty
-        return ((n.scores(out["layers"], out["verdict"]) - n.centre) / n.spread).double().numpy()
+        """(N, 1 + L + 1): the rule's scores (head, each layer's Mahalanobis, kNN), standardised on validation
+        digits."""
+        return self.novelty.standardised(out["layers"], out["verdict"]).double().numpy()
 
     def layered(self, out: dict) -> dict[str, np.ndarray]:
         z = self.standardised(out)
-        scores = {"Mahalanobis, every layer": z[:, 1:].sum(1), "the rule: head + Mahalanobis, every layer": z.sum(1)}
+        scores = {"Mahalanobis, every layer": z[:, 1:-1].sum(1),
+                  "head + Mahalanobis, every layer (the rule shipped before)": z[:, :-1].sum(1),
+                  "head + Mahalanobis, every layer + kNN, equal weights": z.sum(1),
+                  RULE: z @ self.novelty.weights.double().numpy()}
         if self.logistic5 is not None:
             scores["logistic(the rule's scores) on generated negatives"] = z @ self.logistic5[0] + self.logistic5[1]
         return scores

@@ -10,13 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import save as save_safetensors
 
 from digitsum.checkpoint import load_checkpoint
 from digitsum.errors import CheckpointError, ImageError
 from digitsum.export import describe, export_onnx, random_check_batch
 from digitsum.files import NOVELTY_RULE, NOVELTY_TENSORS
 from digitsum.mixture import normalize
-from digitsum.novelty import THRESHOLD, distance, fit_gaussian, load_novelty
+from digitsum.novelty import (HEAD_WEIGHT, KNN_BANK, THRESHOLD, branch_layers, distance, fit_gaussian,
+                              knn_similarity, load_novelty)
 from digitsum.predict import load_model
 from digitsum.preprocess import load_digit
 from helpers import assert_one_line_error, run_cli
@@ -133,3 +135,49 @@ def test_malformed_rule_files_are_one_line_errors(small_run, tmp_path, capsys):
                            str(Path(devsets.sample_files()[0])))
     assert code != 0
     assert_one_line_error(err, "novelty")
+
+
+def test_the_neighbours_score_is_the_similarity_to_the_k_th_nearest_bank_row():
+    axes = torch.eye(3)
+    bank = axes[[0, 0, 0, 0, 1, 1, 1, 2, 2, 2]]  # four rows along the first axis, three along each other
+    features = torch.tensor([[2.0, 0.0, 0.0], [0.0, 0.0, 5.0], [-1.0, 0.0, 0.0]])
+    # the third nearest: a row along the same axis (cosine 1) for the first two; an orthogonal one (0) for the last
+    assert knn_similarity(features, bank, 3).tolist() == pytest.approx([0.0, 0.0, -1.0])
+    assert knn_similarity(features[:1], bank, 5).tolist() == pytest.approx([-1.0])
+
+
+def test_the_rule_s_logit_is_its_documented_weighted_sum(small_run, mnist):
+    """is_digit logit = (HEAD_WEIGHT x the head's standardised logit + every other standardised score - threshold)
+    x scale, the scores being the head, each layer's -log Mahalanobis distance and the kNN similarity."""
+    checkpoint = load_checkpoint(small_run)
+    novelty, model = checkpoint.novelty, checkpoint.model
+    x = normalize(mnist["test"].images[:64])
+    with torch.inference_mode():
+        layers = branch_layers(model.image_branch, x)
+        head = model.verdict(layers[-1])
+        z = (novelty.scores(layers, head) - novelty.centre) / novelty.spread  # (64, 1 + L + 1)
+        expected = (HEAD_WEIGHT * z[:, 0] + z[:, 1:].sum(1) - novelty.threshold) * novelty.scale
+        got = checkpoint.inference_model(x, torch.zeros(64, dtype=torch.int64)).verdict
+    assert z.shape[1] == 1 + novelty.layers + 1 and novelty.bank.shape == (KNN_BANK, layers[-1].shape[1])
+    assert torch.allclose(got, expected, atol=1e-5)
+
+
+def test_a_rule_from_before_the_neighbours_score_still_loads_and_predicts(small_run, tmp_path, mnist):
+    """Rule files without the kNN bank and weights (those of the bundled model before it) sum their scores."""
+    old = tmp_path / "old-rule"
+    shutil.copytree(small_run, old)
+    tensors = load_checkpoint(small_run).novelty.tensors()
+    keep = {k: v for k, v in tensors.items() if k not in ("bank", "weights")}
+    keep["centre"], keep["spread"] = tensors["centre"][:-1], tensors["spread"][:-1]
+    (old / NOVELTY_TENSORS).write_bytes(save_safetensors(keep))
+    checkpoint = load_checkpoint(old)
+    novelty, model = checkpoint.novelty, checkpoint.model
+    x = normalize(mnist["test"].images[:64])
+    with torch.inference_mode():
+        layers = branch_layers(model.image_branch, x)
+        scores = novelty.scores(layers, model.verdict(layers[-1]))
+        expected = (((scores - keep["centre"]) / keep["spread"]).sum(1) - keep["threshold"]) * keep["scale"]
+        got = checkpoint.inference_model(x, torch.zeros(64, dtype=torch.int64)).verdict
+    assert scores.shape[1] == 1 + novelty.layers and torch.allclose(got, expected, atol=1e-5)
+    predictions = load_model(old).predict_arrays(mnist["test"].images[:64].numpy(), [2] * 64)
+    assert np.mean([p.is_digit for p in predictions]) > 0.9

@@ -5,17 +5,21 @@ saw (photographs, filled shapes, other alphabets). The network's own features se
 an image whose features lie far from every digit class is no digit (Mahalanobis distance, Lee et al.
 2018). The rule adds up, each standardised on the validation digits (mean 0, standard deviation 1):
 
-* the verdict head's logit;
+* the verdict head's logit, counted ``HEAD_WEIGHT`` times (the one score trained against non-digits:
+  benchmarks/nondigits.md measures equal weights too);
 * minus the log Mahalanobis distance to the nearest class mean, with one shared covariance, of each of
   the image branch's layers: every convolution block summarised by its channels' means and standard
   deviations (low-level statistics: what tells a photograph from a pen stroke), and the image features
-  the heads read.
+  the heads read;
+* the cosine similarity of the image features to their ``KNN_K``-th nearest among ``KNN_BANK`` training
+  images' (k-nearest neighbours, Sun et al. 2022): a character of another alphabet can sit between the
+  class means and still far from every digit anyone wrote.
 
-Class means and covariances are fitted on MNIST's training images, the standardisation and the threshold
-on the validation split (``KEEP`` of its digits pass): no generated or evaluation image is used, and no
-weight is tuned. The rule's logit is the sum's margin over that threshold in validation standard
-deviations, so ``is_digit_score`` = sigmoid(logit) is 0.5 at the threshold and ``is_digit`` is
-``is_digit_score >= 0.5`` (benchmarks/nondigits.py measures this rule against the head and the baselines).
+Class means and covariances (and the neighbours' bank) come from MNIST's training images, the
+standardisation and the threshold from the validation split (``KEEP`` of its digits pass): no generated or
+evaluation image is used, and no weight is tuned. The rule's logit is the sum's margin over that threshold in
+validation standard deviations, so ``is_digit_score`` = sigmoid(logit) is 0.5 at the threshold and ``is_digit``
+is ``is_digit_score >= 0.5`` (benchmarks/nondigits.py measures this rule against the head and the baselines).
 
 Stored beside the weights as ``novelty.safetensors`` (tensors) and ``novelty.json``; nothing is unpickled.
 ``NoveltyNet`` wraps a network so that its verdict output is the rule's logit: torch and the exported ONNX
@@ -45,6 +49,8 @@ from .model import Logits
 from .runtime import evaluating
 
 THRESHOLD = 0.5  # is_digit_score at the rule's threshold
+HEAD_WEIGHT = 2.0  # the head's weight in the sum; every other score's is 1
+KNN_BANK, KNN_K = 5000, 10  # training images whose features the neighbours' score compares with; the K-th nearest
 RIDGE = 1e-3  # added to a covariance's diagonal, as a share of its mean variance
 BATCH = 2000
 
@@ -78,24 +84,40 @@ def distance(features: torch.Tensor, means: torch.Tensor, whiten: torch.Tensor) 
     return (diff * diff).sum(2).min(1).values.sqrt()
 
 
+def knn_similarity(features: torch.Tensor, bank: torch.Tensor, k: int) -> torch.Tensor:
+    """(N,) cosine similarity of features (N, F) to their ``k``-th nearest row of ``bank`` (M, F, rows of length
+    1), minus 1: 0 for an image whose features point where k training images' do."""
+    return (nn.functional.normalize(features, dim=1) @ bank.T).topk(k, 1).values[:, -1] - 1
+
+
 class Novelty(nn.Module):
     """The fitted rule: the layers of ``branch_layers`` and the head's logits (B,) -> the rule's logits (B,)."""
 
     def __init__(self, tensors: dict[str, torch.Tensor], info: dict | None = None):
         super().__init__()
         self.layers = len([k for k in tensors if k.startswith("means.")])
-        for name, value in tensors.items():  # means.i (10, F_i), whiten.i (F_i, F_i), centre/spread (1 + L,), ...
+        for name, value in tensors.items():  # means.i (10, F_i), whiten.i (F_i, F_i), centre/spread (1 + L [+ 1],), ...
             self.register_buffer(name.replace(".", "_"), value.float())
         self.info = info or {}
+        self.k = int(self.info.get("knn_k", KNN_K))  # a rule from before the neighbours' score has no bank
+        if "centre" in tensors and "weights" not in tensors:  # nor weights: every score counted once
+            self.register_buffer("weights", torch.ones_like(self.centre))
 
     def scores(self, layers: list[torch.Tensor], head_logits: torch.Tensor) -> torch.Tensor:
-        """(B, 1 + L): the head's logit, then minus the log distance of each layer."""
+        """(B, 1 + L [+ 1]): the head's logit, minus the log distance of each layer, the neighbours' similarity."""
         distances = [distance(f, getattr(self, f"means_{i}"), getattr(self, f"whiten_{i}"))
                      for i, f in enumerate(layers)]
-        return torch.stack([head_logits, *(-torch.log(d + 1e-6) for d in distances)], 1)
+        columns = [head_logits, *(-torch.log(d + 1e-6) for d in distances)]
+        if hasattr(self, "bank"):
+            columns.append(knn_similarity(layers[-1], self.bank, self.k))
+        return torch.stack(columns, 1)
+
+    def standardised(self, layers: list[torch.Tensor], head_logits: torch.Tensor) -> torch.Tensor:
+        """(B, 1 + L [+ 1]): each score in standard deviations of the validation digits' from their mean."""
+        return (self.scores(layers, head_logits) - self.centre) / self.spread
 
     def forward(self, layers: list[torch.Tensor], head_logits: torch.Tensor) -> torch.Tensor:
-        combined = ((self.scores(layers, head_logits) - self.centre) / self.spread).sum(1)  # (B,)
+        combined = (self.standardised(layers, head_logits) * self.weights).sum(1)  # (B,)
         return (combined - self.threshold) * self.scale
 
     def tensors(self) -> dict[str, torch.Tensor]:
@@ -127,15 +149,20 @@ def fit_novelty(model: nn.Module, train_images: torch.Tensor, train_labels: torc
         val_layers = _layers(model, val_images)
     for i, f in enumerate(train_layers):
         tensors[f"means.{i}"], tensors[f"whiten.{i}"] = fit_gaussian(f, train_labels)
+    pick = torch.randperm(len(train_labels), generator=torch.Generator().manual_seed(0))[:KNN_BANK]
+    tensors["bank"] = nn.functional.normalize(train_layers[-1][pick], dim=1)  # (KNN_BANK, F)
     bare = Novelty(tensors)
-    scores = bare.scores(*val_layers).double()  # (M, 1 + L)
+    scores = bare.scores(*val_layers).double()  # (M, 1 + L + 1)
     centre, spread = scores.mean(0), scores.std(0)
-    combined = ((scores - centre) / spread).sum(1)
+    weights = torch.ones(scores.shape[1], dtype=scores.dtype)
+    weights[0] = HEAD_WEIGHT
+    combined = ((scores - centre) / spread * weights).sum(1)
     threshold = float(np.quantile(combined.numpy(), 1 - keep))
-    tensors.update(centre=centre.float(), spread=spread.float(), threshold=torch.tensor(threshold),
-                   scale=torch.tensor(1 / float(combined.std())))
-    info = {"rule": "sum of standardised scores: verdict head logit, -log Mahalanobis distance per layer",
-            "layers": bare.layers, "keep": keep, "threshold": THRESHOLD, "fitted_on": fitted_on}
+    tensors.update(centre=centre.float(), spread=spread.float(), weights=weights.float(),
+                   threshold=torch.tensor(threshold), scale=torch.tensor(1 / float(combined.std())))
+    info = {"rule": "weighted sum of standardised scores: verdict head logit, -log Mahalanobis distance per layer, "
+            "cosine similarity to the k-th nearest training image's features", "layers": bare.layers,
+            "knn_k": KNN_K, "keep": keep, "threshold": THRESHOLD, "fitted_on": fitted_on}
     return Novelty(tensors, info).to(next(model.parameters()).device)  # beside the model it was fitted for
 
 
