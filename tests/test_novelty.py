@@ -17,8 +17,16 @@ from digitsum.errors import CheckpointError, ImageError
 from digitsum.export import describe, export_onnx, random_check_batch
 from digitsum.files import NOVELTY_RULE, NOVELTY_TENSORS
 from digitsum.mixture import normalize
-from digitsum.novelty import (HEAD_WEIGHT, KNN_BANK, THRESHOLD, branch_layers, distance, fit_gaussian,
-                              knn_similarity, load_novelty)
+from digitsum.novelty import (
+    HEAD_WEIGHT,
+    KNN_BANK,
+    THRESHOLD,
+    branch_layers,
+    distance,
+    fit_gaussian,
+    knn_similarity,
+    load_novelty,
+)
 from digitsum.predict import load_model
 from digitsum.preprocess import load_digit
 from helpers import assert_one_line_error, run_cli

@@ -50,7 +50,7 @@ from .runtime import evaluating
 
 THRESHOLD = 0.5  # is_digit_score at the rule's threshold
 HEAD_WEIGHT = 2.0  # the head's weight in the sum; every other score's is 1
-KNN_BANK, KNN_K = 5000, 10  # training images whose features the neighbours' score compares with; the K-th nearest
+KNN_BANK, KNN_K = 2000, 10  # training images whose features the neighbours' score compares with; the K-th nearest
 RIDGE = 1e-3  # added to a covariance's diagonal, as a share of its mean variance
 BATCH = 2000
 
