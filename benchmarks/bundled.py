@@ -16,7 +16,7 @@ from digitsum.evaluate import evaluate
 def run(quick: bool = False, data_dir: str | None = None) -> str:
     """The bundled model's test figures (the same with ``quick``: one evaluation takes seconds)."""
     checkpoint = load_checkpoint()
-    m = evaluate(checkpoint.model, load_mnist(data_dir, splits=("test",))["test"], checkpoint.calibration)
+    m = evaluate(checkpoint.inference_model, load_mnist(data_dir, splits=("test",))["test"], checkpoint.calibration)
     trained = checkpoint.metrics  # the bundled run's metrics.json, as load_checkpoint read it
     train = checkpoint.config.get("train", {})
     rows = [("digit accuracy", m["digit_accuracy"]), ("sum accuracy", m["sum_accuracy"]),
