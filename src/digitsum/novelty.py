@@ -17,7 +17,8 @@ an image whose features lie far from every digit class is no digit (Mahalanobis 
 
 Class means and covariances (and the neighbours' bank) come from MNIST's training images, the
 standardisation and the threshold from the validation split (``KEEP`` of its digits pass): no generated or
-evaluation image is used, and no weight is tuned. The rule's logit is the sum's margin over that threshold in
+evaluation image is used, and no weight is fitted (``HEAD_WEIGHT`` was chosen among the weightings that
+benchmarks/verdict_weights.py compares). The rule's logit is the sum's margin over that threshold in
 validation standard deviations, so ``is_digit_score`` = sigmoid(logit) is 0.5 at the threshold and ``is_digit``
 is ``is_digit_score >= 0.5`` (benchmarks/nondigits.py measures this rule against the head and the baselines).
 
