@@ -229,15 +229,7 @@ def render(figures: dict, size: dict, quick: bool) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    from run_all import add_bench_flags
-
-    args = add_bench_flags(argparse.ArgumentParser(description=__doc__.splitlines()[0])).parse_args(argv)
-    print(run(args.quick, args.data_dir))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    from run_all import plain_main
+
+    sys.exit(plain_main(run, __doc__.splitlines()[0]))

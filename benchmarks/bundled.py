@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from digitsum.checkpoint import load_checkpoint
@@ -38,13 +37,7 @@ def run(quick: bool = False, data_dir: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    from run_all import add_bench_flags
-
-    args = add_bench_flags(argparse.ArgumentParser(description=__doc__.splitlines()[0])).parse_args(argv)
-    print(run(args.quick, args.data_dir))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    from run_all import plain_main
+
+    sys.exit(plain_main(run, __doc__.splitlines()[0]))

@@ -147,6 +147,12 @@ def preprocessed(images: list) -> tuple[np.ndarray, int]:
     return (np.stack(out) if out else np.zeros((0, 28, 28), np.uint8)), refused
 
 
+def arrays28(images: np.ndarray) -> np.ndarray:
+    """uint8 (N, 28, 28) of a digit set: the images themselves when they are MNIST-sized, else as ``load_digit``
+    makes them."""
+    return images if images.shape[1:] == (28, 28) else preprocessed(list(images))[0]
+
+
 def nondigit_sets(limit: int | None) -> dict[str, list]:
     """name -> what a user would send (files, PIL images or arrays): the non-digits, far ones first."""
     sets = {"photographs, whole (colour/grey, as is/inverted)": devsets.whole_photographs(),
@@ -194,7 +200,7 @@ def measure(checkpoint: str | None, data_dir: str | None, limit: int | None) -> 
     results = {"kept": {}, "sets": {}, "refused": {}, "thresholds": scorer.thresholds}
     mnist = None
     for name, (images, _) in digits.items():
-        arrays = images if images.shape[1:] == (28, 28) else preprocessed(list(images))[0]
+        arrays = arrays28(images)
         scores = scorer.scores(arrays)
         score, is_digit = shipped(predictor, arrays)
         results["kept"][name] = {k: float(np.mean(v >= scorer.thresholds[k])) for k, v in scores.items()}
@@ -229,7 +235,7 @@ def calibration_errors(predictor, data_dir: str | None, digits: dict) -> dict:
         predictor.calibration = calibration
         errors[name] = {}
         for set_name, (images, labels) in digits.items():
-            arrays = images if images.shape[1:] == (28, 28) else preprocessed(list(images))[0]
+            arrays = arrays28(images)
             errors[name][set_name] = ece(predictor, arrays, labels, fixed_numbers(len(labels), NUMBER_SEED).numpy())
     return errors
 

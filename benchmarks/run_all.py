@@ -149,6 +149,14 @@ def add_bench_flags(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
+def plain_main(run, description: str, argv: list[str] | None = None) -> int:
+    """The command line of a benchmark that takes only ``--quick`` and ``--data-dir``; prints
+    ``run(quick, data_dir)``."""
+    args = add_bench_flags(argparse.ArgumentParser(description=description)).parse_args(argv)
+    print(run(args.quick, args.data_dir))
+    return 0
+
+
 def standalone(run, description: str, argv: list[str] | None = None) -> int:
     """The command line of one benchmark script: ``--quick``, ``--data-dir``, ``--threads``; prints its section."""
     parser = add_bench_flags(Parser(prog=Path(sys.argv[0]).name, description=description))

@@ -21,8 +21,8 @@ import nondigits
 from digitsum.checkpoint import load_checkpoint
 from digitsum.config import TrainConfig
 from digitsum.data import load_mnist
-from digitsum.mixture import normalize, split_train_val
-from digitsum.novelty import branch_layers, fit_novelty
+from digitsum.mixture import split_train_val
+from digitsum.novelty import fit_novelty
 
 KEEPS = (0.998, 0.996)
 
@@ -31,7 +31,7 @@ def sets() -> dict[str, np.ndarray]:
     """name -> uint8 (N, 28, 28): the digit sets ("D:") and the non-digit sets ("N:") of nondigits.py."""
     out = {}
     for name, (images, _) in nondigits.digit_sets(None, None).items():
-        out["D:" + name] = images if images.shape[1:] == (28, 28) else nondigits.preprocessed(list(images))[0]
+        out["D:" + name] = nondigits.arrays28(images)
     for name, images in nondigits.nondigit_sets(None).items():
         out["N:" + name] = nondigits.preprocessed(images)[0]
     return out
@@ -39,13 +39,9 @@ def sets() -> dict[str, np.ndarray]:
 
 def standardised(model, novelty, images: np.ndarray) -> torch.Tensor:
     """(N, 1 + L + 1) standardised scores of the rule for uint8 images."""
-    parts = []
+    out = detectors.outputs(model, images)
     with torch.inference_mode():
-        for i in range(0, len(images), 2000):
-            x = normalize(torch.from_numpy(np.ascontiguousarray(images[i : i + 2000])))
-            layers = branch_layers(model.image_branch, x)
-            parts.append(novelty.standardised(layers, model.verdict(layers[-1])).double())
-    return torch.cat(parts)
+        return novelty.standardised(out["layers"], out["verdict"]).double()
 
 
 def candidates(z: torch.Tensor) -> dict[str, torch.Tensor]:
