@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image, ImageOps
 from safetensors.torch import save as save_safetensors
 
 from digitsum.checkpoint import load_checkpoint
@@ -17,6 +18,7 @@ from digitsum.errors import CheckpointError, ImageError
 from digitsum.export import describe, export_onnx, random_check_batch
 from digitsum.files import NOVELTY_RULE, NOVELTY_TENSORS
 from digitsum.mixture import normalize
+from digitsum.negatives import MIN_ELONGATION, elongation
 from digitsum.novelty import (
     HEAD_WEIGHT,
     KNN_BANK,
@@ -70,6 +72,15 @@ def flagged(predictor, images) -> float:
     arrays = preprocessed(images)
     assert len(arrays) >= 0.9 * len(images)
     return 1 - float(np.mean([p.is_digit for p in predictor.predict_arrays(arrays, [0] * len(arrays))]))
+
+
+def test_the_dev_sets_filled_shapes_are_never_slivers():
+    """benchmarks/devsets.py redraws a shape whose ink is nearly a line (a sliver of a triangle reads as a 1),
+    by the rule training's negatives follow; in both of its forms."""
+    arrays, canvas = devsets.shapes("triangle", False, 40), devsets.shapes("triangle", True, 40)
+    assert len(arrays) == len(canvas) == 40
+    assert all(elongation(Image.fromarray(a)) >= MIN_ELONGATION for a in arrays)
+    assert all(elongation(ImageOps.invert(c)) >= MIN_ELONGATION for c in canvas)
 
 
 def test_a_small_run_writes_the_rule_and_predicts_with_it(small_run, predictor):
