@@ -10,11 +10,13 @@ page-sized drawing from any client: the server crops, inverts and scales it); th
 whole 280x280 pad, light ink on black RGBA (what the page sent until it sent its ink box); and what
 the page sends now, the ink's box with a 4-pixel black margin scaled down to at most 64 pixels a
 side (``user_style.page_picture``, a replica of index.html's ``picture()``; Chromium's resampling
-differs a little from Pillow's). A last row runs the server with ``--max-batch 1`` (one model call
-per request) to show what micro-batching buys. Latency runs from a request's first byte sent to its
-last byte received; the first ``WARMUP`` requests of each row are not counted. Server CPU is the
-server process's user + system time over the timed requests (Linux), a figure that holds up on a
-busy machine where wall-clock latency does not.
+differs a little from Pillow's). A row runs the server with ``--max-batch 1`` (one model call
+per request) to show what micro-batching buys, and the last two with ``--workers 2`` (two server
+processes, each with its own model). Server CPU and memory (Pss, shared pages divided among the
+processes sharing them, after each round) count the server's workers with it. Latency runs from
+a request's first byte sent to its last byte received; the first ``WARMUP`` requests of each row
+are not counted. Server CPU is the server's user + system time over the timed requests (Linux), a
+figure that holds up on a busy machine where wall-clock latency does not.
 
     python benchmarks/bench_serve.py [--quick] [--requests N] [--concurrency C] [--checkpoint PATH]
 """
@@ -92,6 +94,7 @@ def start_server(checkpoint: str | None, extra: list[str]) -> tuple[subprocess.P
     command += ["--checkpoint", checkpoint] if checkpoint else []
     log = tempfile.TemporaryFile("w+")  # a file, not a pipe: a full pipe would stall the server
     server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True)
+    workers = int(extra[extra.index("--workers") + 1]) if "--workers" in extra else 1
     line = server.stdout.readline()  # "digitsum serve: http://127.0.0.1:PORT/ (Ctrl-C to stop)"
     if "http://" not in line:
         server.wait()
@@ -102,6 +105,8 @@ def start_server(checkpoint: str | None, extra: list[str]) -> tuple[subprocess.P
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"http://{host}:{port}/healthz", timeout=1).status_code == 200:
+                if workers > 1:
+                    settled(server, workers)
                 return server, host, int(port)
         except httpx.TransportError:
             time.sleep(0.1)
@@ -109,13 +114,48 @@ def start_server(checkpoint: str | None, extra: list[str]) -> tuple[subprocess.P
     raise RuntimeError(f"digitsum serve on port {port} did not answer /healthz within 60 s")
 
 
+def processes(pid: int) -> list[int]:
+    """``pid`` and its descendants (a server's worker processes with ``--workers``), Linux; [pid] elsewhere."""
+    out, todo = [], [pid]
+    while todo:
+        out.append(todo.pop())
+        try:
+            todo += [int(c) for t in Path(f"/proc/{out[-1]}/task").iterdir()
+                     for c in (t / "children").read_text().split()]
+        except OSError:
+            pass
+    return out
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process so far (Linux; NaN elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU seconds so far of a process and its descendants (Linux; NaN elsewhere)."""
+    total = 0.0
+    for p in processes(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            if p == pid:
+                return float("nan")
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def settled(server: subprocess.Popen, workers: int, timeout: float = 120) -> None:
+    """Wait until a server with ``workers`` worker processes has them all started and idle: each has stopped
+    using CPU (a worker that is still importing torch or loading its model is busy), so that no timed request
+    waits for a worker to come up. Polled, with a limit on the wait only."""
+    deadline = time.monotonic() + timeout
+    before = None
+    while time.monotonic() < deadline:
+        children = processes(server.pid)[1:]
+        now = {p: cpu_seconds(p) for p in children}
+        if before is not None and len(children) >= workers and now.keys() == before.keys() and \
+                all(now[p] - before[p] < 0.05 for p in now):
+            return
+        before = now
+        time.sleep(0.5)
+    raise RuntimeError(f"digitsum serve's {workers} workers did not all start within {timeout:g} s")
 
 
 async def load(host: str, port: int, bodies: list[tuple[bytes, int]], requests: int, concurrency: int) -> dict:
@@ -159,6 +199,20 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def memory_mb(pid: int) -> float:
+    """The proportional set size (Pss: shared pages divided among the processes sharing them) of a process and
+    its descendants in MB, what a server and its workers take of the machine's memory (Linux; NaN elsewhere)."""
+    total = 0.0
+    for p in processes(pid):
+        try:
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) / 1024
+        except OSError:
+            return float("nan")
+    return total
+
+
 def measure(server: subprocess.Popen, host: str, port: int, bodies, requests: int, concurrency: int) -> dict:
     """Warm up, then one timed load: the figures of one round."""
     asyncio.run(load(host, port, bodies, WARMUP, concurrency))
@@ -167,7 +221,7 @@ def measure(server: subprocess.Popen, host: str, port: int, bodies, requests: in
     ms = 1000 * np.array(r["latencies"] or [np.nan])
     return {"p50": np.percentile(ms, 50), "p99": np.percentile(ms, 99), "rps": requests / r["seconds"],
             "errors": len(r["errors"]), "kinds": sorted(set(r["errors"])), "accuracy": r["right"] / requests,
-            "cpu_ms": 1000 * (cpu_seconds(server.pid) - cpu) / requests}
+            "cpu_ms": 1000 * (cpu_seconds(server.pid) - cpu) / requests, "memory": memory_mb(server.pid)}
 
 
 def endurance(server: subprocess.Popen, host: str, port: int, bodies, requests: int, concurrency: int) -> dict:
@@ -230,7 +284,10 @@ CASES = [("28x28 MNIST", lambda x: png_bytes(x, 28), []),
          ("280x280 dark on white (page-sized, any client)", lambda x: png_bytes(x, 280), []),
          ("the page's whole pad, 280x280 RGBA light on black (sent before)", lambda x: encode(page_pad(x)), []),
          (f"the page's ink box, at most {SEND_SIDE} px (sent now)", lambda x: encode(page_picture(page_pad(x))), []),
-         ("28x28 MNIST, `--max-batch 1`", lambda x: png_bytes(x, 28), ["--max-batch", "1"])]
+         ("28x28 MNIST, `--max-batch 1`", lambda x: png_bytes(x, 28), ["--max-batch", "1"]),
+         ("28x28 MNIST, `--workers 2`", lambda x: png_bytes(x, 28), ["--workers", "2"]),
+         (f"the page's ink box, at most {SEND_SIDE} px, `--workers 2`", lambda x: encode(page_picture(page_pad(x))),
+          ["--workers", "2"])]
 
 
 def run(quick: bool = False, requests: int = 2000, concurrency: int = 16, checkpoint: str | None = None,
@@ -285,9 +342,9 @@ def render(rows, long_run: dict, slow: dict, requests: int, concurrency: int, ro
         f"({'bundled model' if checkpoint is None else 'checkpoint ' + checkpoint}). Latencies and rates are the "
         f"median of the rounds (min-max). Target: {TARGET}.",
         "",
-        "| image sent | PNG bytes (mean) | p50 ms | p99 ms | requests/s | server CPU ms/request | errors "
-        "| digits right |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| image sent | PNG bytes (mean) | p50 ms | p99 ms | requests/s | server CPU ms/request | server memory MB "
+        "| errors | digits right |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, png_size, measured in rows:
         errors = sum(m["errors"] for m in measured)
@@ -296,7 +353,8 @@ def render(rows, long_run: dict, slow: dict, requests: int, concurrency: int, ro
         accuracy = statistics.mean(m["accuracy"] for m in measured)
         lines.append(f"| {name} | {png_size} | {spread([m['p50'] for m in measured])} | "
                      f"{spread([m['p99'] for m in measured])} | {spread([m['rps'] for m in measured], '{:.0f}')} | "
-                     f"{spread([m['cpu_ms'] for m in measured], '{:.2f}')} | {shown} | {100 * accuracy:.1f}% |")
+                     f"{spread([m['cpu_ms'] for m in measured], '{:.2f}')} | "
+                     f"{statistics.median(m['memory'] for m in measured):.0f} | {shown} | {100 * accuracy:.1f}% |")
     growth = long_run["rss_after"] - long_run["rss_before"]
     ends = ", ".join(f"{count} {end}" for end, count in slow["ends"].items())
     lines += [

@@ -8,7 +8,8 @@ measurement and, at the end, a Markdown table: the median of the rounds (min-max
     python benchmarks/serve_ab.py --before ../main/src --after src[:DIR_WITH_ORJSON] [--rounds 3]
 
 ``before`` sends the page's whole pad (what index.html sent before it sent its ink box), ``after``
-the ink box; both send 28x28 MNIST and 280x280 dark on white.
+the ink box; both send 28x28 MNIST and 280x280 dark on white. With ``--same-images`` both send the
+ink box, for a change to the server alone.
 """
 
 from __future__ import annotations
@@ -31,11 +32,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--requests", type=int, default=1500)
     parser.add_argument("--data-dir")
+    parser.add_argument("--same-images", action="store_true", help="before sends the ink box too (a server change)")
     args = parser.parse_args()
     test = load_mnist(args.data_dir, splits=("test",))["test"]
     images, labels = test.images[:IMAGES].numpy(), test.labels[:IMAGES].tolist()
     bodies = {n: [(predict_request(k(x), i % 10), labels[i]) for i, x in enumerate(images)] for n, k in KINDS.items()}
-    trees = {"before": (args.before, [MNIST, PAD, ANY_CLIENT]), "after": (args.after, [MNIST, INK_BOX, ANY_CLIENT])}
+    before_sends = INK_BOX if args.same_images else PAD
+    trees = {"before": (args.before, [MNIST, before_sends, ANY_CLIENT]),
+             "after": (args.after, [MNIST, INK_BOX, ANY_CLIENT])}
     results: dict = {}
     for r in range(args.rounds):
         for tree, (path, rows) in trees.items():

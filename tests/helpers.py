@@ -63,12 +63,14 @@ def png_header(width: int, height: int) -> bytes:
 
 
 @contextmanager
-def serving(checkpoint, log: Path, *flags: str) -> Iterator[str]:
+def serving(checkpoint, log: Path, *flags: str, pids: list | None = None) -> Iterator[str]:
     """``python -m digitsum serve --port 0`` in its own process: yields its base URL once /healthz answers,
-    then stops it with Ctrl-C (SIGINT) and checks that it stopped cleanly."""
+    then stops it with Ctrl-C (SIGINT) and checks that it stopped cleanly. The process's pid goes into ``pids``."""
     with log.open("w") as log_file:
         process = subprocess.Popen([sys.executable, "-m", "digitsum", "serve", "--checkpoint", str(checkpoint),
                                     "--port", "0", *flags], stdout=subprocess.PIPE, stderr=log_file, text=True)
+        if pids is not None:
+            pids.append(process.pid)
         try:
             line = process.stdout.readline()  # "digitsum serve: http://127.0.0.1:PORT/ (Ctrl-C to stop)"
             assert "http://" in line, f"digitsum serve did not start: {log.read_text()}"

@@ -10,18 +10,20 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import anyio
+import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from digitsum.cli import main
+from digitsum.errors import ImageError
 from digitsum.predict import Predictor, load_model
 from digitsum.preprocess import open_image, to_mnist
 from digitsum.serve import create_app
 from digitsum.serve.batcher import MicroBatcher
 from digitsum.serve.limits import RequestLimits
-from helpers import load_script, png_header
+from helpers import load_script, png_header, serving
 
 
 def png(image: np.ndarray) -> bytes:
@@ -252,6 +254,49 @@ def test_requests_queued_during_a_model_call_share_the_next_one(predictor, digit
     assert sum(a.digit == labels[i] for i, a in zip([0, 1, 2, 4, 5, 6], answers, strict=True)) >= 5
 
 
+def test_the_batcher_decodes_image_bytes_and_fails_only_the_unreadable_one(predictor, digits):
+    images, _ = digits
+    batcher = MicroBatcher(predictor)
+    try:
+        drawn = Image.fromarray(255 - images[5]).resize((140, 140))  # dark on light, as on paper
+        out = io.BytesIO()
+        drawn.save(out, "PNG")
+        jobs = [(out.getvalue(), 3), (b"not an image at all", 4), (images[6], 5), (png_header(2, 2)[:30], 6)]
+        futures = [batcher.submit(image, number) for image, number in jobs]
+        answers = [f.exception(30) or f.result() for f in futures]
+    finally:
+        batcher.close()
+    assert isinstance(answers[1], ImageError) and "not an image" in str(answers[1])
+    assert isinstance(answers[3], ImageError)
+    expected = predictor.predict_batch([out.getvalue(), images[6]], [3, 5])
+    assert [(a.digit, a.sum) for a in (answers[0], answers[2])] == [(e.digit, e.sum) for e in expected]
+    np.testing.assert_array_equal(answers[0].image, expected[0].image)  # the same 28x28 as the library makes
+
+
+def test_drawings_are_decoded_on_the_inference_thread_and_photos_in_a_worker(predictor, digits, monkeypatch):
+    import digitsum.serve.app as app_module
+    import digitsum.serve.batcher as batcher_module
+    from digitsum.preprocess import load_digit
+
+    threads = []
+
+    def recording(data):
+        threads.append(threading.current_thread().name)
+        return load_digit(data)
+    monkeypatch.setattr(app_module, "load_digit", recording)
+    monkeypatch.setattr(batcher_module, "load_digit", recording)
+    digit = digits[0][0]
+    photo = Image.fromarray(255 - digit).resize((400, 400))  # 160,000 pixels: over BATCHER_PIXELS
+    out = io.BytesIO()
+    photo.save(out, "JPEG")
+    with TestClient(create_app(predictor)) as client:
+        small, large = post(client, png(digit), "1"), post(client, out.getvalue(), "1")
+    assert small.status_code == large.status_code == 200
+    assert small.json()["digit"] == large.json()["digit"] == digits[1][0]
+    assert 320 * 320 == app_module.BATCHER_PIXELS and threads[0] == "digitsum-inference"
+    assert threads[1] not in ("digitsum-inference", "MainThread")  # anyio's worker threads
+
+
 def test_cli_bad_checkpoint_is_one_line_before_listening(capsys, tmp_path):
     assert main(["serve", "--checkpoint", str(tmp_path / "missing"), "--port", "0"]) == 1
     err = capsys.readouterr().err
@@ -266,6 +311,34 @@ def test_cli_port_in_use_is_one_line(capsys, small_run):
         assert main(["serve", "--checkpoint", str(small_run), "--port", str(port)]) == 1
     err = capsys.readouterr().err
     assert f"cannot listen on 127.0.0.1:{port}" in err and err.count("\n") == 1
+
+
+def worker_processes(pid: int) -> list[int]:
+    """The ``--workers`` processes uvicorn's supervisor spawned under server ``pid`` (Linux's /proc)."""
+    children = [int(c) for t in Path(f"/proc/{pid}/task").iterdir() for c in (t / "children").read_text().split()]
+    return [c for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+
+
+def test_workers_answer_from_processes_of_their_own_and_stop_on_ctrl_c(small_run, predictor, digits, tmp_path):
+    images, labels = digits
+    pids, jobs = [], [(png(images[i]), i % 10) for i in range(24)]
+    with serving(small_run, tmp_path / "serve.log", "--workers", "2", pids=pids) as url:
+        workers = worker_processes(pids[0])
+        with httpx.Client(base_url=url) as http, ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda job: http.post("/api/predict", files={"image": ("d.png", job[0])},
+                                                          data={"number": str(job[1])}), jobs))
+    assert len(workers) == 2
+    assert [a.status_code for a in answers] == [200] * len(jobs)
+    expected = predictor.predict_batch([data for data, _ in jobs], [n for _, n in jobs])
+    assert [(a.json()["digit"], a.json()["sum"]) for a in answers] == [(e.digit, e.sum) for e in expected]
+    assert not any(Path(f"/proc/{w}").exists() for w in workers)  # Ctrl-C stopped the workers with the server
+
+
+def test_cli_workers_with_collect_is_one_line(capsys, small_run, tmp_path):
+    assert main(["serve", "--checkpoint", str(small_run), "--workers", "2", "--collect", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "--collect keeps drawings from one process" in err and err.count("\n") == 1
+    assert not any(tmp_path.iterdir())  # nothing made
 
 
 def test_load_benchmark_runs_against_a_real_server_without_errors(small_run, mnist_dir, monkeypatch):

@@ -31,25 +31,30 @@ def add_checkpoint(p: argparse.ArgumentParser, onnx: bool = False) -> None:
                        help="inference runtime (default: torch)")
 
 
+def resolve_checkpoint(command: str, checkpoint: str | None, runtime: str) -> str | None:
+    """The file ``load_model`` opens for ``checkpoint`` under ``runtime``: the checkpoint itself, or, for the onnx
+    runtime given a checkpoint, its ONNX export, made once into the user cache (``export.cached_export``; said on
+    stderr when it makes one)."""
+    if runtime != "onnx" or str(checkpoint or "").endswith(".onnx"):
+        return checkpoint
+    import sys
+
+    from ..errors import require
+    from ..export import cached_export
+
+    require("onnxruntime", "onnx", "the onnx runtime")  # before anything is exported
+    path, exported = cached_export(checkpoint)
+    if exported:
+        print(f"digitsum {command}: exported {checkpoint or 'the bundled model'} to ONNX for the onnx runtime: "
+              f"{path} (digitsum export writes one where you choose)", file=sys.stderr)
+    return str(path)
+
+
 def load_predictor(command: str, checkpoint: str | None, runtime: str):
-    """``predict.load_model`` for a sub-command. The onnx runtime opens .onnx files; given a checkpoint, it
-    runs the checkpoint's ONNX export, made once into the user cache (``export.cached_export``), and says so
-    on stderr when it makes one."""
+    """``predict.load_model`` for a sub-command, on the file ``resolve_checkpoint`` names."""
     from ..predict import load_model
 
-    if runtime == "onnx" and not str(checkpoint or "").endswith(".onnx"):
-        import sys
-
-        from ..errors import require
-        from ..export import cached_export
-
-        require("onnxruntime", "onnx", "the onnx runtime")  # before anything is exported
-        path, exported = cached_export(checkpoint)
-        if exported:
-            print(f"digitsum {command}: exported {checkpoint or 'the bundled model'} to ONNX for the onnx runtime: "
-                  f"{path} (digitsum export writes one where you choose)", file=sys.stderr)
-        checkpoint = str(path)
-    return load_model(checkpoint, runtime)
+    return load_model(resolve_checkpoint(command, checkpoint, runtime), runtime)
 
 
 def int_in(low: int, high: int | None = None):

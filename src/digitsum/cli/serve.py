@@ -1,11 +1,17 @@
-"""``digitsum serve``: the drawing page and the JSON API over HTTP (FastAPI + uvicorn)."""
+"""``digitsum serve``: the drawing page and the JSON API over HTTP (FastAPI + uvicorn).
+
+With ``--workers N`` (N > 1) uvicorn's supervisor runs N worker processes on the one listening socket,
+each with its own model: Python runs one thread at a time per process, so one process's decoding and
+inference use about one core, and N processes up to N (benchmarks/serve_profile.md, "Workers").
+"""
 
 from __future__ import annotations
 
 import socket
 import sys
+from functools import partial
 
-from .common import add_checkpoint, int_in, load_predictor, positive_number
+from .common import add_checkpoint, int_in, positive_number, resolve_checkpoint
 
 
 def add(sub) -> None:
@@ -38,6 +44,9 @@ def add(sub) -> None:
     p.add_argument("--threads", type=int_in(0), default=1,
                    help="torch threads for the model, 0 for torch's default (default: 1; the other cores decode "
                    "and parse requests meanwhile)")
+    p.add_argument("--workers", type=int_in(1), default=1,
+                   help="server processes, each with its own model (about 280 MB each) and --threads threads; "
+                   "more than 1 answers more requests at once on a machine with as many cores (default: 1)")
     p.set_defaults(run=run)
 
 
@@ -61,22 +70,43 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def worker_app(settings: dict):
+    """The app of one worker process (``--workers`` > 1): its own model, loaded from ``settings``."""
+    import torch
+
+    from ..predict import load_model
+    from ..serve import create_app
+
+    if settings["threads"] > 0:
+        torch.set_num_threads(settings["threads"])
+    return create_app(load_model(settings["checkpoint"], settings["runtime"]), **settings["limits"])
+
+
 def run(args) -> int:
-    from ..errors import require
+    from ..errors import ConfigError, require
 
     for module in ("uvicorn", "fastapi", "python_multipart"):  # before the model loads: one line if one is missing
         require(module, "serve", "digitsum serve")
+    if args.workers > 1 and args.collect:
+        raise ConfigError("--collect keeps drawings from one process: use it with --workers 1")
     import uvicorn
 
+    from ..predict import load_model
     from ..runtime import threads
     from ..serve import create_app
     from ..serve.collect import open_collector
 
+    limits = {"max_body_bytes": int(args.max_body_mb * 1_000_000), "max_batch": args.max_batch,
+              "body_seconds": args.body_timeout}
     with threads(args.threads):
-        predictor = load_predictor("serve", args.checkpoint, args.runtime)
+        checkpoint = resolve_checkpoint("serve", args.checkpoint, args.runtime)
+        predictor = load_model(checkpoint, args.runtime)  # with workers too: a bad checkpoint is refused here
         collector = open_collector(args.collect, args.collect_max) if args.collect else None
-        app = create_app(predictor, max_body_bytes=int(args.max_body_mb * 1_000_000), max_batch=args.max_batch,
-                         body_seconds=args.body_timeout, collector=collector)
+        if args.workers > 1:  # each worker loads its own
+            settings = {"checkpoint": checkpoint, "runtime": args.runtime, "threads": args.threads, "limits": limits}
+            app, predictor = partial(worker_app, settings), None
+        else:
+            app = create_app(predictor, collector=collector, **limits)
         sock = listen(args.host, args.port)
         host, port = sock.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
@@ -84,9 +114,15 @@ def run(args) -> int:
         if collector is not None:
             print(f"digitsum serve: keeping labelled drawings in {collector.labels} ({len(collector)} so far, "
                   f"at most {collector.max_drawings})", file=sys.stderr, flush=True)
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5))
+        config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5, factory=args.workers > 1,
+                                workers=args.workers)
         try:
-            server.run(sockets=[sock])
+            if args.workers > 1:
+                from uvicorn.supervisors import Multiprocess
+
+                Multiprocess(config, sockets=[sock]).run()  # Ctrl-C or SIGTERM stops the workers, then returns
+            else:
+                uvicorn.Server(config).run(sockets=[sock])
         except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it shut down on: the normal way to stop
             pass
         finally:

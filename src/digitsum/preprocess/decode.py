@@ -49,6 +49,17 @@ def open_image(source) -> Image.Image:
                      "a PIL image or a numpy array")
 
 
+def declared_pixels(data: bytes) -> int | None:
+    """Width x height as an image file's header declares it, read without decoding any pixel; None for bytes
+    Pillow does not take for an image (``open_image`` then says what is wrong with them)."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+    except Exception:  # noqa: BLE001 - not an image, or a header a format's plugin rejects: open_image's to report
+        return None
+    return width * height
+
+
 def _check_size(size: tuple[int, int], what: str) -> None:
     w, h = size
     if w < 1 or h < 1:

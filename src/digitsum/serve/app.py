@@ -17,8 +17,9 @@ Routes:
 Bad input is a 4xx JSON ``{"error": "..."}``, never a 500: 400 for anything that is not a usable
 image, 408 for a body that takes over ``body_seconds`` to arrive, 413 for a body over
 ``max_body_bytes`` (limits.py), 422 for a missing or bad number. Every response is documented
-in /openapi.json (schemas.py). Decoding and inference run in worker threads, so the event loop
-keeps answering while the model works.
+in /openapi.json (schemas.py). Decoding and inference run off the event loop, so it keeps answering
+while the model works: a drawing is decoded on the inference thread, just before the model call it
+joins; a larger image (a photo) in a worker thread (``BATCHER_PIXELS``).
 """
 
 from contextlib import asynccontextmanager
@@ -28,11 +29,16 @@ from ..answers import answer_json
 from ..errors import ImageError, InputError
 from ..predict import Predictor, check_number
 from ..preprocess import load_digit
+from ..preprocess.decode import declared_pixels
 from .batcher import MAX_BATCH, MicroBatcher
 from .collect import CollectionFull, Collector
 from .limits import BODY_SECONDS, RequestLimits, error_response
 
 MAX_BODY_BYTES = 5_000_000  # default limit on a request body: far above any drawing or photo of a digit
+# An image of at most this many pixels (any drawing: the page's, or a client's 280x280 canvas) is decoded on the
+# inference thread, beside the model call it joins (batcher.py); a larger one (a photo) in a worker thread, so
+# that decoding it never holds up other requests' model calls.
+BATCHER_PIXELS = 320 * 320
 
 
 def form_openapi(field: str, description: str) -> dict:
@@ -156,10 +162,14 @@ def create_app(predictor: Predictor, max_body_bytes: int = MAX_BODY_BYTES, max_b
         """Multipart ``image`` (file) and ``number`` (0-9) -> digit, sum, their probabilities, the 28x28 image."""
         data, number = await _read_form(request)
         try:
-            image28 = await run_in_threadpool(load_digit, data)  # Predictor.predict's preprocessing
+            pixels = declared_pixels(data)
+            if pixels is None or pixels > BATCHER_PIXELS:  # Predictor.predict's preprocessing, in a worker thread
+                prediction = await batcher.predict_async(await run_in_threadpool(load_digit, data), number)
+            else:  # ... or on the inference thread
+                prediction = await batcher.predict_async(data, number)
         except ImageError as error:
             raise HTTPException(400, str(error)) from None
-        return Response(encode(await batcher.predict_async(image28, number)), media_type="application/json")
+        return Response(encode(prediction), media_type="application/json")
 
     if collector is not None:
         @app.post("/api/collect", openapi_extra=COLLECT_OPENAPI, response_model=None,
