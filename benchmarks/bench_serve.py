@@ -11,12 +11,14 @@ whole 280x280 pad, light ink on black RGBA (what the page sent until it sent its
 the page sends now, the ink's box with a 4-pixel black margin scaled down to at most 64 pixels a
 side (``user_style.page_picture``, a replica of index.html's ``picture()``; Chromium's resampling
 differs a little from Pillow's). A row runs the server with ``--max-batch 1`` (one model call
-per request) to show what micro-batching buys, and the last two with ``--workers 2`` (two server
-processes, each with its own model). Server CPU and memory (Pss, shared pages divided among the
-processes sharing them, after each round) count the server's workers with it. Latency runs from
-a request's first byte sent to its last byte received; the first ``WARMUP`` requests of each row
-are not counted. Server CPU is the server's user + system time over the timed requests (Linux), a
-figure that holds up on a busy machine where wall-clock latency does not.
+per request) to show what micro-batching buys, two with ``--workers 2`` (two server processes,
+each with its own model), and, in a full run, two with ``--runtime onnx`` (the checkpoint's ONNX
+export on onnxruntime, made into the user cache before the first server starts). Server CPU and
+memory (Pss, shared pages divided among the processes sharing them, after each round) count the
+server's workers with it. Latency runs from a request's first byte sent to its last byte received;
+the first ``WARMUP`` requests of each row are not counted. Server CPU is the server's user + system
+time over the timed requests (Linux), a figure that holds up on a busy machine where wall-clock
+latency does not.
 
     python benchmarks/bench_serve.py [--quick] [--requests N] [--concurrency C] [--checkpoint PATH]
 """
@@ -287,7 +289,11 @@ CASES = [("28x28 MNIST", lambda x: png_bytes(x, 28), []),
          ("28x28 MNIST, `--max-batch 1`", lambda x: png_bytes(x, 28), ["--max-batch", "1"]),
          ("28x28 MNIST, `--workers 2`", lambda x: png_bytes(x, 28), ["--workers", "2"]),
          (f"the page's ink box, at most {SEND_SIDE} px, `--workers 2`", lambda x: encode(page_picture(page_pad(x))),
-          ["--workers", "2"])]
+          ["--workers", "2"]),
+         ("28x28 MNIST, `--runtime onnx`", lambda x: png_bytes(x, 28), ["--runtime", "onnx"]),
+         (f"the page's ink box, at most {SEND_SIDE} px, `--runtime onnx`",
+          lambda x: encode(page_picture(page_pad(x))), ["--runtime", "onnx"])]
+ONNX = ["--runtime", "onnx"]  # rows of a full run only: their server runs the checkpoint's export, made first
 
 
 def run(quick: bool = False, requests: int = 2000, concurrency: int = 16, checkpoint: str | None = None,
@@ -305,7 +311,13 @@ def run(quick: bool = False, requests: int = 2000, concurrency: int = 16, checkp
         return bodies, round(np.mean([len(p) for p in pngs]))
 
     rows = []
+    if not quick:
+        from digitsum.export import cached_export
+
+        cached_export(checkpoint)  # before any server starts: none of them makes it, and none's memory holds it
     for name, kind, extra in CASES:
+        if quick and extra == ONNX:
+            continue
         bodies, png_size = bodies_of(kind)
         server, host, port = start_server(checkpoint, extra)
         try:
