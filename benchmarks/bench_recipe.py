@@ -14,7 +14,9 @@
    test set after every tenth of the epoch (outside the timed part), for ``SEEDS`` seeds: the
    training seconds to >= 98% digit and sum accuracy, about the notebook's final accuracy.
 3. The fast recipe's choices. ``digitsum train --recipe fast`` with one of its choices put back
-   to the default's, each for ``SEEDS`` seeds: final test digit and sum, training seconds.
+   to the default's, each for ``SEEDS`` seeds: final test digit and sum, the worst seed, training
+   seconds, and their ratio to the notebook replica's 10 epochs trained in the same run (the same
+   seeds; ratio of the medians: the ratio moves with the CPU, the seconds with its load).
 
     python benchmarks/bench_recipe.py [--quick] [--data-dir DIR] [--threads N]
 """
@@ -40,7 +42,7 @@ from digitsum.training import loop
 from digitsum.training.distributed import World
 from digitsum.training.objective import make_optimizer
 from digitsum.training.state import EpochTally, RunState, TrainState
-from notebook import mixture_batches, run_epoch
+from notebook import EPOCHS, mixture_batches, run_epoch, train_notebook
 from summary import mean_range, pct, spread
 
 ROUNDS, STEPS, WARMUP_STEPS = 5, 40, 10
@@ -134,6 +136,16 @@ def first_epoch(ts: TrainState, train_mix, cfg: TrainConfig, on_step) -> None:
     loop.train_steps(loop.Run(None, cfg, World(), train_mix, None, None, {}), ts.model, ts, on_step)
 
 
+def replica_seconds(data_dir: str | None, seeds: int, quick: dict) -> list[float]:
+    """The notebook replica's training seconds, all its epochs (on the first ``limit`` training images in a quick
+    run), for each seed."""
+    train_split = load_mnist(data_dir, splits=("train",))["train"]
+    limit = quick.get("limit") or len(train_split.labels)
+    epochs = quick.get("epochs", EPOCHS)
+    return [sum(train_notebook(train_split.images[:limit], train_split.labels[:limit], epochs, seed).seconds)
+            for seed in range(seeds)]
+
+
 def fast_choices(data_dir: str | None, seeds: int, quick: dict) -> dict[str, list[dict]]:
     """The fast recipe, and it with each of its choices put back to the default's: per seed, the test figures."""
     import tempfile
@@ -156,7 +168,7 @@ def fast_choices(data_dir: str | None, seeds: int, quick: dict) -> dict[str, lis
 
 
 def render(times: dict[str, list[float]], early: dict[str, list[list[Point]]], fast: dict[str, list[dict]],
-           threads: int, command: str) -> str:
+           replica: list[float], threads: int, command: str) -> str:
     base = statistics.median(times[DEFAULT.name])
     flops = machine.flops_per_image(build_model(ModelConfig()))
     achieved = machine.TRAINING_FACTOR * flops * TrainConfig.batch_size / (base / 1000) / 1e9
@@ -203,18 +215,21 @@ def render(times: dict[str, list[float]], early: dict[str, list[list[Point]]], f
         "",
         "The fast recipe's choices: `digitsum train --recipe fast`, and the same with one choice put back to the "
         "default's; test figures of the best epoch's weights, the mean over seeds (min-max); training seconds the "
-        "median (min-max).",
+        f"median (min-max), and relative to the notebook replica's {EPOCHS} epochs trained in the same run, "
+        f"{spread(replica)} s (ratio of the medians).",
         "",
-        "| variant | test digit | test sum | worst seed: its lower head | training seconds |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| variant | test digit | test sum | worst seed: its lower head | training seconds | relative to the replica |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
+    base_replica = statistics.median(replica)
     for name, runs in fast.items():
         seconds = spread([r["train_seconds"] for r in runs])
         seed, low = min(enumerate(runs), key=lambda s: min(s[1]["digit_accuracy"], s[1]["sum_accuracy"]))
         head = "digit" if low["digit_accuracy"] <= low["sum_accuracy"] else "sum"
         lines.append(f"| {name} | {mean_range([r['digit_accuracy'] for r in runs])} | "
                      f"{mean_range([r['sum_accuracy'] for r in runs])} | "
-                     f"{pct(min(low['digit_accuracy'], low['sum_accuracy']))} (seed {seed}, {head}) | {seconds} |")
+                     f"{pct(min(low['digit_accuracy'], low['sum_accuracy']))} (seed {seed}, {head}) | {seconds} | "
+                     f"{statistics.median(r['train_seconds'] for r in runs) / base_replica:.2f}x |")
     return "\n".join(lines) + "\n"
 
 
@@ -234,7 +249,8 @@ def run(quick: bool = False, data_dir: str | None = None, threads: int = 0) -> s
     early = {v.name: [early_accuracy(train_mix, test_mix, dataclasses.replace(cfg, seed=seed), v, size.get("test"))
                       for seed in range(seeds)] for v in EARLY_VARIANTS}
     fast = fast_choices(data_dir, seeds, size)
-    return render(times, early, fast, torch.get_num_threads(), f"python benchmarks/bench_recipe.py{flags}")
+    replica = replica_seconds(data_dir, seeds, size)
+    return render(times, early, fast, replica, torch.get_num_threads(), f"python benchmarks/bench_recipe.py{flags}")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ No timing is asserted: these prove the scripts run and report what they claim to
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -227,6 +228,9 @@ def test_quick_recipe_benchmark_reports_every_variant(mnist_dir):
         assert f"| {v.name} | " in section
     for v in bench_recipe.EARLY_VARIANTS:
         assert section.count(f"| {v.name} | ") == (2 if v.name == "default" else 1)
+    fast = next(line for line in section.splitlines() if line.startswith("| fast | "))
+    assert re.search(r"\(seed 0, (digit|sum)\) \| [\d.]+ \| \d+\.\d\dx \|$", fast)  # worst seed, ratio to the replica
+    assert "the notebook replica's 10 epochs trained in the same run" in section
 
 
 def test_compositional_is_run_by_run_all_and_trains_one_real_run(mnist_dir):

@@ -2,7 +2,9 @@
 
 With ``--workers N`` (N > 1) uvicorn's supervisor runs N worker processes on the one listening socket,
 each with its own model: Python runs one thread at a time per process, so one process's decoding and
-inference use about one core, and N processes up to N (benchmarks/serve_profile.md, "Workers").
+inference use about one core, and N processes up to N (benchmarks/serve_profile.md, "Decoding on the
+inference thread": on 2 cores shared with the client, 2 workers pay for 28x28 digits, not for the
+page's drawings).
 """
 
 from __future__ import annotations
@@ -42,11 +44,12 @@ def add(sub) -> None:
     p.add_argument("--collect-max", type=int_in(1), default=MAX_DRAWINGS,
                    help=f"most drawings DIR may hold; further ones get 409 (default: {MAX_DRAWINGS})")
     p.add_argument("--threads", type=int_in(0), default=1,
-                   help="torch threads for the model, 0 for torch's default (default: 1; the other cores decode "
-                   "and parse requests meanwhile)")
+                   help="torch threads for the model, 0 for torch's default (default: 1; the event loop parses "
+                   "requests on another core meanwhile)")
     p.add_argument("--workers", type=int_in(1), default=1,
-                   help="server processes, each with its own model (about 280 MB each) and --threads threads; "
-                   "more than 1 answers more requests at once on a machine with as many cores (default: 1)")
+                   help="server processes, each with its own model and --threads threads (2: about 600 MB in all, "
+                   "against 240 MB for 1); more than 1 answers more requests at once on a machine with as many "
+                   "cores to spare (default: 1)")
     p.set_defaults(run=run)
 
 

@@ -10,8 +10,9 @@ event loop, and never in several threads at once.
 An image is a uint8 (28, 28) array, used as it is, or an image file's bytes, which the inference
 thread decodes and preprocesses (``load_digit``) just before the call it joins. For a drawing that
 is the cheapest place: decoding it in another thread costs a thread hop and, worse, a fight for
-the GIL with the model's thread, which made each request cost twice its CPU time
-(benchmarks/serve_profile.md). An image that cannot be read fails its own Future (ImageError) alone.
+the GIL with the model's thread, which made a page drawing cost 1.8 times the CPU
+(benchmarks/serve_profile.md, "Decoding on the inference thread"). An image that cannot be read
+fails its own Future (ImageError) alone.
 """
 
 from __future__ import annotations
