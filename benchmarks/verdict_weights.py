@@ -6,18 +6,24 @@ of its standardised scores (h: the head, lay: each layer's -log Mahalanobis dist
 the digits kept and, per non-digit set of benchmarks/nondigits.py, AUROC / share flagged, at thresholds keeping
 99.8% and 99.6% of the validation digits. Plain text, one table per checkpoint and keep level.
 
-    python benchmarks/verdict_weights.py CHECKPOINT [CHECKPOINT ...]   (run directories, or "bundled")
+    python benchmarks/verdict_weights.py [--stretched] CHECKPOINT [CHECKPOINT ...]   (run directories, or "bundled")
+
+``--stretched`` fits the rule on the training and validation digits plus stretched copies of a share of them, as
+training stretches its digits (``augment.stretch``, ``TrainConfig.stretch`` of each split, seeded): a probe of
+whether frame-filling digits (USPS) are kept more when the rule has seen them.
 """
 
 from __future__ import annotations
 
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import torch
 
 import detectors
 import nondigits
+from digitsum.augment import draw_stretches, stretch
 from digitsum.checkpoint import load_checkpoint
 from digitsum.config import TrainConfig
 from digitsum.data import load_mnist
@@ -74,12 +80,24 @@ def report(checkpoint: str, data: dict[str, np.ndarray], train, val) -> str:
     return "\n".join(lines)
 
 
+def with_stretched(split, share: float, generator: torch.Generator):
+    """``split`` with stretched copies of a ``share`` of its digits added (labels follow)."""
+    chosen, far = draw_stretches(len(split.labels), share, generator)
+    images = torch.cat([split.images, stretch(split.images[chosen], far[chosen])])
+    return SimpleNamespace(images=images, labels=torch.cat([split.labels, split.labels[chosen]]))
+
+
 def main(argv: list[str]) -> int:
+    stretched = "--stretched" in argv
+    argv = [a for a in argv if a != "--stretched"]
     if not argv:
-        print(__doc__.strip().splitlines()[-1].strip(), file=sys.stderr)
+        print(next(line.strip() for line in __doc__.splitlines() if "python benchmarks" in line), file=sys.stderr)
         return 2
     torch.set_num_threads(1)
     train, val = split_train_val(load_mnist(None, splits=("train",))["train"], TrainConfig())
+    if stretched:
+        generator = torch.Generator().manual_seed(0)
+        train, val = (with_stretched(s, TrainConfig.stretch, generator) for s in (train, val))
     data = sets()
     for checkpoint in argv:
         print(report(checkpoint, data, train, val))

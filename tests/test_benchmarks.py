@@ -25,6 +25,7 @@ import compositional  # noqa: E402
 import handwriting  # noqa: E402
 import notebook  # noqa: E402
 import run_all  # noqa: E402
+import verdict_weights  # noqa: E402
 import writers  # noqa: E402
 
 
@@ -249,3 +250,18 @@ def test_writers_training_splits_become_extra_digits_files_of_every_row(tmp_path
     usps, opt = handwriting.usps(split="train"), handwriting.optdigits(files=("optdigits-orig.tra",))
     assert extra.labels.tolist() == usps.labels[:300].tolist() + opt.labels[:300].tolist()
     assert extra.images.shape == (600, 28, 28) and int(extra.images.amax()) == 255
+
+
+def test_verdict_probe_adds_stretched_copies_of_some_digits_with_their_labels():
+    from types import SimpleNamespace
+
+    images = torch.zeros(40, 28, 28, dtype=torch.uint8)
+    images[:, 10:18, 12:16] = 255  # a short bar, far from filling the 20x20 box
+    labels = torch.arange(40) % 10
+    out = verdict_weights.with_stretched(SimpleNamespace(images=images, labels=labels), 0.5,
+                                         torch.Generator().manual_seed(0))
+    added = len(out.labels) - len(labels)
+    assert 0 < added < len(labels) and out.images.shape == (len(labels) + added, 28, 28)
+    assert torch.equal(out.images[:40], images) and torch.equal(out.labels[:40], labels)
+    ink = (out.images[40:] > 0).sum((1, 2))
+    assert (ink >= 32).all() and (ink > 32).any()  # stretched toward the box: never less ink, mostly more

@@ -145,7 +145,7 @@ def build_default(cfg: ModelConfig) -> DigitSumNet:
     """digitsum's network: three conv blocks, a number embedding, the sum fused from both.
 
     The second convolution is 3x3: at 14x14 it is the network's largest, and a 5x5 one has
-    2.8 times the multiply-adds and makes a training step 1.33x slower (benchmarks/RESULTS.md,
+    2.8 times the multiply-adds and makes a training step 1.2-1.3x slower (benchmarks/RESULTS.md,
     "The default's choices").
     """
     image_branch = nn.Sequential(
