@@ -129,17 +129,22 @@ def processes(pid: int) -> list[int]:
     return out
 
 
+def stat_seconds(stat: Path) -> float:
+    """User + system CPU seconds in a /proc ``stat`` file, of a process or of one of its threads (OSError when
+    it is gone)."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds so far of a process and its descendants (Linux; NaN elsewhere)."""
     total = 0.0
     for p in processes(pid):
         try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += stat_seconds(Path(f"/proc/{p}/stat"))
         except OSError:
             if p == pid:
                 return float("nan")
-            continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total
 
 
@@ -282,18 +287,27 @@ async def slow_clients(host: str, port: int, bodies, clients: int, seconds: floa
 
 
 # (row, the PNG a test digit is sent as, server flags)
-CASES = [("28x28 MNIST", lambda x: png_bytes(x, 28), []),
+def mnist_png(image28: np.ndarray) -> bytes:
+    """A test digit as MNIST has it, 28x28."""
+    return png_bytes(image28, 28)
+
+
+def ink_box_png(image28: np.ndarray) -> bytes:
+    """A test digit as the drawing page sends it: its ink's box."""
+    return encode(page_picture(page_pad(image28)))
+
+
+ONNX = ["--runtime", "onnx"]  # rows of a full run only: their server runs the checkpoint's export, made first
+INK_BOX = f"the page's ink box, at most {SEND_SIDE} px"
+CASES = [("28x28 MNIST", mnist_png, []),
          ("280x280 dark on white (page-sized, any client)", lambda x: png_bytes(x, 280), []),
          ("the page's whole pad, 280x280 RGBA light on black (sent before)", lambda x: encode(page_pad(x)), []),
-         (f"the page's ink box, at most {SEND_SIDE} px (sent now)", lambda x: encode(page_picture(page_pad(x))), []),
-         ("28x28 MNIST, `--max-batch 1`", lambda x: png_bytes(x, 28), ["--max-batch", "1"]),
-         ("28x28 MNIST, `--workers 2`", lambda x: png_bytes(x, 28), ["--workers", "2"]),
-         (f"the page's ink box, at most {SEND_SIDE} px, `--workers 2`", lambda x: encode(page_picture(page_pad(x))),
-          ["--workers", "2"]),
-         ("28x28 MNIST, `--runtime onnx`", lambda x: png_bytes(x, 28), ["--runtime", "onnx"]),
-         (f"the page's ink box, at most {SEND_SIDE} px, `--runtime onnx`",
-          lambda x: encode(page_picture(page_pad(x))), ["--runtime", "onnx"])]
-ONNX = ["--runtime", "onnx"]  # rows of a full run only: their server runs the checkpoint's export, made first
+         (f"{INK_BOX} (sent now)", ink_box_png, []),
+         ("28x28 MNIST, `--max-batch 1`", mnist_png, ["--max-batch", "1"]),
+         ("28x28 MNIST, `--workers 2`", mnist_png, ["--workers", "2"]),
+         (f"{INK_BOX}, `--workers 2`", ink_box_png, ["--workers", "2"]),
+         ("28x28 MNIST, `--runtime onnx`", mnist_png, ONNX),
+         (f"{INK_BOX}, `--runtime onnx`", ink_box_png, ONNX)]
 
 
 def run(quick: bool = False, requests: int = 2000, concurrency: int = 16, checkpoint: str | None = None,

@@ -19,7 +19,6 @@ event loop.
 from __future__ import annotations
 
 import asyncio
-import os
 import statistics
 import sys
 import time
@@ -28,7 +27,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench_serve import CASES, IMAGES, WARMUP, cpu_seconds, load, predict_request, start_server, stop_server
+from bench_serve import (
+    CASES,
+    IMAGES,
+    WARMUP,
+    cpu_seconds,
+    load,
+    predict_request,
+    start_server,
+    stat_seconds,
+    stop_server,
+)
 from digitsum.data import load_mnist
 
 ROUNDS = 5
@@ -119,8 +128,7 @@ def thread_cpu(pid: int) -> tuple[float, float]:
     main, total = float("nan"), 0.0
     try:
         for task in Path(f"/proc/{pid}/task").iterdir():
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-            seconds = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            seconds = stat_seconds(task / "stat")
             total += seconds
             main = seconds if task.name == str(pid) else main
     except OSError:
