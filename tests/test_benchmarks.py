@@ -25,6 +25,7 @@ import compositional  # noqa: E402
 import handwriting  # noqa: E402
 import notebook  # noqa: E402
 import run_all  # noqa: E402
+import verdict_training  # noqa: E402
 import verdict_weights  # noqa: E402
 import writers  # noqa: E402
 
@@ -265,3 +266,40 @@ def test_verdict_probe_adds_stretched_copies_of_some_digits_with_their_labels():
     assert torch.equal(out.images[:40], images) and torch.equal(out.labels[:40], labels)
     ink = (out.images[40:] > 0).sum((1, 2))
     assert (ink >= 32).all() and (ink > 32).any()  # stretched toward the box: never less ink, mostly more
+
+
+def test_verdict_training_variants_change_training_while_they_run_and_only_then(mnist):
+    from digitsum import negatives
+    from digitsum.training import loop, sources
+
+    before = (negatives.BANK, negatives.draw_one, sources.BROAD_KINDS, loop.digitsum_loss)
+    with verdict_training.variant("bank123+script+oe0.5"):
+        assert negatives.BANK == 123 and loop.digitsum_loss is not before[3]
+        assert sources.BROAD_KINDS == (*negatives.BROAD_KINDS[:-1], "script")  # one made-up-character slot
+        train = mnist["train"]
+        drawn = negatives.make_negatives(6, train.images[:500], train.labels[:500], seed=1, kinds=("script",))
+    assert drawn.shape == (6, 28, 28) and all(int((d > 127).sum()) > 20 for d in drawn)  # ink, through to_mnist
+    assert (negatives.BANK, negatives.draw_one, sources.BROAD_KINDS, loop.digitsum_loss) == before
+    with pytest.raises(SystemExit, match="unknown variant 'scripts'"), verdict_training.variant("script+scripts"):
+        pass
+    assert (negatives.BANK, negatives.draw_one, sources.BROAD_KINDS, loop.digitsum_loss) == before
+
+
+def test_outlier_exposure_adds_the_digit_heads_cross_entropy_to_uniform_on_the_non_digits_only():
+    from digitsum.mixture import Batch
+    from digitsum.model import Logits
+    from digitsum.training.objective import digitsum_loss
+
+    g = torch.Generator().manual_seed(0)
+    outputs = Logits(torch.randn(6, 10, generator=g), torch.randn(6, 19, generator=g), torch.randn(6, generator=g))
+    real = torch.tensor([True, True, True, True, False, False])
+    digits = torch.tensor([1, 2, 3, 4, -100, -100])
+    batch = Batch(torch.zeros(6, 1, 28, 28), torch.arange(6) % 10, digits, digits.clamp_min(0) + 1, real)
+    cfg = TrainConfig()
+    uniform = torch.full((2, 10), 0.1)
+    expected = torch.nn.functional.cross_entropy(outputs.digit[4:], uniform)
+    got = verdict_training.outlier_exposure(0.5)(outputs, batch, cfg) - digitsum_loss(outputs, batch, cfg)
+    assert float(got) == pytest.approx(0.5 * float(expected), rel=1e-5) and float(expected) > 0
+    all_real = Batch(batch.images, batch.numbers, torch.tensor([1, 2, 3, 4, 5, 6]), batch.numbers + 1, None)
+    assert float(verdict_training.outlier_exposure(0.5)(outputs, all_real, cfg)) == float(
+        digitsum_loss(outputs, all_real, cfg))
