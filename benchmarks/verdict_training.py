@@ -16,7 +16,7 @@ Variants, joined by "+" (``bank30000+script``):
 * ``script``: one of the two made-up-character slots of ``BROAD_KINDS`` draws ``script`` characters instead
   (below: connected strokes in one thin pen, as people write an alphabet's letters).
 
-    python benchmarks/verdict_training.py VARIANT [VARIANT ...] [--seed S] [--data-dir DIR]
+    python benchmarks/verdict_training.py VARIANT [VARIANT ...] [--seed S]   (MNIST from $DIGITSUM_DATA)
 """
 
 from __future__ import annotations
@@ -101,22 +101,38 @@ def with_script(draw_one):
     return lambda kind, digits, rng: script(rng) if kind == "script" else draw_one(kind, digits, rng)
 
 
+def parse(name: str) -> list[tuple[str, float]]:
+    """A variant's changes, ("bank", N) ("oe", W) ("script", 0), or one line saying what is wrong."""
+    changes = []
+    for part in name.split("+"):
+        kind = next((k for k in ("bank", "oe") if part.startswith(k)), part)
+        try:
+            value = float(part[len(kind):]) if kind in ("bank", "oe") else 0.0
+        except ValueError:
+            value = -1.0
+        wellformed = {"bank": value > 0 and value.is_integer(), "oe": value > 0, "script": True, "base": True}
+        if not wellformed.get(kind, False):
+            raise SystemExit(f"verdict_training: unknown variant {part!r} (base, bankN, oeW, script; joined by +)")
+        if kind != "base":
+            changes.append((kind, value))
+    return changes
+
+
 @contextlib.contextmanager
 def variant(name: str):
     """Training as ``digitsum train`` does, with the variant's changes while the block runs."""
+    changes = parse(name)
     patched = [(negatives, "BANK"), (negatives, "draw_one"), (sources, "BROAD_KINDS"), (loop, "digitsum_loss")]
     saved = [(module, attr, getattr(module, attr)) for module, attr in patched]
     try:
-        for part in name.split("+"):
-            if part.startswith("bank"):
-                negatives.BANK = int(part[4:])
-            elif part.startswith("oe"):
-                loop.digitsum_loss = outlier_exposure(float(part[2:]))
-            elif part == "script":
+        for kind, value in changes:
+            if kind == "bank":
+                negatives.BANK = int(value)
+            elif kind == "oe":
+                loop.digitsum_loss = outlier_exposure(value)
+            else:
                 negatives.draw_one = with_script(negatives.draw_one)
                 sources.BROAD_KINDS = (*negatives.BROAD_KINDS[:-1], "script")
-            elif part != "base":
-                raise SystemExit(f"verdict_training: unknown variant {part!r} (base, bankN, oeW, script)")
         yield
     finally:
         for module, attr, value in saved:
@@ -144,15 +160,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("variants", nargs="+")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data-dir")
     args = parser.parse_args(argv)
+    for name in args.variants:
+        parse(name)  # every name checked before the first run
     data = verdict_weights.sets()
     cfg = TrainConfig(seed=args.seed, threads=2)
     rows = {}
     for name in args.variants:
         with tempfile.TemporaryDirectory() as out:
             with variant(name):
-                train(model_for(cfg), cfg, out, args.data_dir)
+                train(model_for(cfg), cfg, out)
             rows[name] = measure(out, data)
         print(name, rows[name], flush=True, file=sys.stderr)
     columns = list(next(iter(rows.values())))

@@ -280,8 +280,10 @@ def test_verdict_training_variants_change_training_while_they_run_and_only_then(
         drawn = negatives.make_negatives(6, train.images[:500], train.labels[:500], seed=1, kinds=("script",))
     assert drawn.shape == (6, 28, 28) and all(int((d > 127).sum()) > 20 for d in drawn)  # ink, through to_mnist
     assert (negatives.BANK, negatives.draw_one, sources.BROAD_KINDS, loop.digitsum_loss) == before
-    with pytest.raises(SystemExit, match="unknown variant 'scripts'"), verdict_training.variant("script+scripts"):
-        pass
+    for wrong in ("script+scripts", "bank", "bank1.5", "bankinf", "oe", "oe-1", "bankx"):
+        with pytest.raises(SystemExit, match="unknown variant"), verdict_training.variant(wrong):
+            pass
+    assert verdict_training.parse("base+bank500+oe0.25+script") == [("bank", 500), ("oe", 0.25), ("script", 0)]
     assert (negatives.BANK, negatives.draw_one, sources.BROAD_KINDS, loop.digitsum_loss) == before
 
 
