@@ -45,6 +45,8 @@ HELD_OUT_SEED = 20_261_201  # scribbles and strokes: a seed no training run uses
 GENERATED = 200  # scribbles and pen strokes each
 NUMBER_SEED = 5_000_011
 QUICK = 100  # images per set in a smoke run
+SCRIBBLES = "scribbles (digitsum's generator, a held-out seed)"
+OMNIGLOT = "Omniglot, the seven non-Latin alphabets"
 
 
 def png(image: Image.Image) -> bytes:
@@ -164,11 +166,11 @@ def nondigit_sets(limit: int | None) -> dict[str, list]:
     plain, digit_like = glyphs()
     n = min(GENERATED, limit or GENERATED)
     sets["DejaVu letters and symbols not shaped like digits"] = plain
-    sets["scribbles (digitsum's generator, a held-out seed)"] = generated(scribble, n)
+    sets[SCRIBBLES] = generated(scribble, n)
     sets["pen strokes (segments, arcs, dots; this benchmark's generator)"] = generated(strokes, n)
     sets["DejaVu letters and symbols shaped like digits (O I S Z ...)"] = digit_like
     alphabets = handwriting.omniglot()
-    sets["Omniglot, the seven non-Latin alphabets"] = [f for name, files in alphabets.items()
+    sets[OMNIGLOT] = [f for name, files in alphabets.items()
                                                        if name != handwriting.LATIN for f in files]
     sets["Omniglot Latin (some letters digit-like)"] = alphabets[handwriting.LATIN]
     return {k: v[:limit] for k, v in sets.items() if len(v)}

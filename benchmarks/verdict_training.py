@@ -39,9 +39,6 @@ from digitsum.config import TrainConfig, model_for
 from digitsum.predict import load_model
 from digitsum.training import loop, sources, train
 
-OMNIGLOT = "Omniglot, the seven non-Latin alphabets"
-SCRIBBLES = "scribbles (digitsum's generator, a held-out seed)"
-
 
 def script(rng: np.random.Generator) -> Image.Image:
     """A character of a made-up script, light on black: one to four strokes in one thin pen, each starting
@@ -146,7 +143,7 @@ def measure(run: str, data: dict[str, np.ndarray]) -> dict:
     shipped = {k: nondigits.shipped(predictor, v) for k, v in data.items()}  # (score, is_digit)
     mnist = shipped["D:MNIST test"][0]
     groups = {"far from any digit, pooled": [k for k in data if k[2:].startswith(nondigits.FAR)],
-              "scribbles": ["N:" + SCRIBBLES], "Omniglot non-Latin": ["N:" + OMNIGLOT]}
+              "scribbles": ["N:" + nondigits.SCRIBBLES], "Omniglot non-Latin": ["N:" + nondigits.OMNIGLOT]}
     row = {"MNIST digit / sum": f"{100 * metrics['digit_accuracy']:.2f} / {100 * metrics['sum_accuracy']:.2f}",
            **{f"{name[2:]} kept": f"{100 * shipped[name][1].mean():.2f}%" for name in ("D:MNIST test", "D:USPS test")}}
     for name, keys in groups.items():
