@@ -30,6 +30,7 @@ import torch
 import digitsum
 from digitsum.cli.common import Parser, UsageError, add_data_dir
 from digitsum.files import atomic_write_bytes
+from machine import cpu_info
 
 HERE = Path(__file__).resolve().parent
 RESULTS = "RESULTS.md"  # in the benchmarks folder
@@ -50,15 +51,16 @@ def module_name(name: str) -> str:
     return name if name in MEASURES else f"bench_{name}"
 
 
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (or what platform knows elsewhere)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+def cpu_model(info: dict[str, str] | None = None) -> str:
+    """The CPU's model name from /proc/cpuinfo (``machine.cpu_info``; or what platform knows elsewhere), with its
+    family, model and stepping numbers where cpuinfo gives them: a virtual machine may report only "AMD EPYC",
+    and two hosts of that name a generation apart train and serve at speeds about 1.5x apart."""
+    info = cpu_info() if info is None else info
+    if "model name" not in info:
+        return platform.processor() or platform.machine()
+    numbers = [f"{label} {info[key]}" for key, label in (("cpu family", "family"), ("model", "model"),
+                                                          ("stepping", "stepping")) if info.get(key)]
+    return info["model name"] + (f" ({', '.join(numbers)})" if numbers else "")
 
 
 def cpu_capability() -> str:

@@ -171,6 +171,14 @@ def test_run_all_writes_header_and_every_section_and_reports_failures(tmp_path, 
     assert not list(tmp_path.glob(".out.md.*"))  # written atomically: no temporary left
 
 
+def test_run_all_names_the_cpu_with_its_family_and_model_numbers():
+    """A VM's "AMD EPYC" alone does not tell two hosts a generation apart: the machine line adds cpuinfo's numbers."""
+    info = {"model name": "AMD EPYC", "cpu family": "26", "model": "2", "stepping": "1"}
+    assert run_all.cpu_model(info) == "AMD EPYC (family 26, model 2, stepping 1)"
+    assert run_all.cpu_model({"model name": "Intel Xeon"}) == "Intel Xeon"  # nothing more to add
+    assert run_all.cpu_model({}) != ""  # no /proc/cpuinfo: what platform knows
+
+
 def test_run_all_only_prints_one_benchmark_and_writes_nothing(tmp_path, capsys, restore_path):
     write_bench(tmp_path, "one", "    return '## One'")
     write_bench(tmp_path, "two", "    return '## Two'")
