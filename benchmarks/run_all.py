@@ -54,7 +54,7 @@ def module_name(name: str) -> str:
 def cpu_model(info: dict[str, str] | None = None) -> str:
     """The CPU's model name from /proc/cpuinfo (``machine.cpu_info``; or what platform knows elsewhere), with its
     family, model and stepping numbers where cpuinfo gives them: a virtual machine may report only "AMD EPYC",
-    and two hosts of that name a generation apart train and serve at speeds about 1.5x apart."""
+    and two hosts of that name a generation apart train and serve at different speeds."""
     info = cpu_info() if info is None else info
     if "model name" not in info:
         return platform.processor() or platform.machine()
