@@ -60,14 +60,30 @@ def test_every_generated_request_gets_a_documented_answer_never_a_5xx(small_run)
 
 
 @pytest.mark.parametrize(("method", "path", "allowed"), [
-    ("TRACE", "/healthz", "GET"), ("TRACE", "/api/info", "GET"), ("TRACE", "/api/predict", "POST"),
-    ("DELETE", "/api/predict", "POST"), ("PUT", "/", "GET"), ("POST", "/healthz", "GET")])
+    ("TRACE", "/healthz", "GET, HEAD"), ("TRACE", "/api/info", "GET, HEAD"), ("TRACE", "/api/predict", "POST"),
+    ("DELETE", "/api/predict", "POST"), ("PUT", "/", "GET, HEAD"), ("POST", "/healthz", "GET, HEAD")])
 def test_a_method_a_route_does_not_take_is_a_405_that_lists_the_allowed_ones(small_run, method, path, allowed):
     with TestClient(create_app(load_model(small_run))) as client:  # RFC 9110 15.5.6: a 405 MUST send Allow
         response = client.request(method, path)
     assert response.status_code == 405
     assert response.headers["allow"] == allowed
     assert response.json() == {"error": f"{method} is not allowed on {path}; use {allowed}"}
+
+
+@pytest.mark.parametrize("path", ["/", "/healthz", "/api/info", "/openapi.json"])
+def test_head_on_a_get_route_is_its_status_and_headers_without_the_body(small_run, path):
+    with TestClient(create_app(load_model(small_run))) as client:
+        got, head = client.get(path), client.head(path)
+    assert got.status_code == head.status_code == 200
+    assert got.content and head.content == b""
+    for name in ("content-type", "content-length"):
+        assert head.headers[name] == got.headers[name]
+
+
+def test_head_on_a_post_route_is_a_405_that_lists_post(small_run):
+    with TestClient(create_app(load_model(small_run))) as client:
+        response = client.head("/api/predict")
+    assert response.status_code == 405 and response.headers["allow"] == "POST"
 
 
 def test_schemathesis_cli_with_all_checks_but_positive_data_acceptance_finds_nothing(small_run, tmp_path):

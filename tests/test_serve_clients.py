@@ -36,6 +36,20 @@ def address(url: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def test_a_health_check_by_head_gets_the_200_without_a_body_and_the_connection_stays_usable(server):
+    with socket.create_connection(address(server), timeout=60) as client:
+        request = b"HEAD /healthz HTTP/1.1\r\nHost: test\r\n\r\nGET /healthz HTTP/1.1\r\nHost: test\r\n\r\n"
+        client.sendall(request)  # two requests on one connection: the first answer must carry no body
+        answer = b""
+        while answer.count(b"HTTP/1.1 200") < 2 or not answer.endswith(b'{"status":"ok"}'):
+            chunk = client.recv(65536)
+            assert chunk, f"the server closed the connection after {answer!r}"
+            answer += chunk
+    head, _, rest = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"content-length: 15" in head.lower()
+    assert rest.startswith(b"HTTP/1.1 200")  # the GET's answer follows at once: HEAD's had no body
+
+
 @pytest.mark.parametrize("megabytes", [6, 30])
 def test_urllib_writing_a_large_body_before_reading_gets_the_413(server, megabytes):
     body, content_type = multipart(b"x" * (megabytes * 1_000_000))

@@ -10,6 +10,7 @@ Routes:
   still answered, 200, with the best guess).
 * ``GET /api/info``: the model's config and test metrics, and whether drawings are collected.
   ``GET /healthz``: ``{"status": "ok"}``.
+* ``HEAD`` on every ``GET`` route: its status and headers without the body (``HeadLikeGet``).
 * ``POST /api/collect`` (only with a ``Collector``: ``digitsum serve --collect DIR``): multipart
   ``image`` (the PNG the page sent) and ``digit`` (0-9, what it is) -> ``{"saved", "count"}``;
   409 once the folder is full (collect.py).
@@ -107,6 +108,29 @@ async def _read_form(request, field: str = "number", check=check_number) -> tupl
         await form.close()  # removes spooled upload files
 
 
+class HeadLikeGet:
+    """ASGI middleware: ``HEAD`` on a route that takes ``GET`` answers as ``GET`` would, status and headers,
+    without the body (RFC 9110 9.3.2; a load balancer's health check may send it). ``paths``: those routes."""
+
+    def __init__(self, app, paths: set[str]):
+        self.app, self.paths = app, paths
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "HEAD" or scope["path"] not in self.paths:
+            return await self.app(scope, receive, send)
+
+        async def without_body(message):
+            await send({**message, "body": b""} if message["type"] == "http.response.body" else message)
+
+        await self.app({**scope, "method": "GET"}, receive, without_body)
+
+
+def with_head(allow: str) -> str:
+    """A 405's ``Allow`` list with ``HEAD`` beside ``GET`` (``HeadLikeGet`` answers it)."""
+    methods = [m.strip() for m in allow.split(",")]
+    return ", ".join(methods + ["HEAD"] if "GET" in methods and "HEAD" not in methods else methods)
+
+
 def create_app(predictor: Predictor, max_body_bytes: int = MAX_BODY_BYTES, max_batch: int = MAX_BATCH,
                body_seconds: float = BODY_SECONDS, collector: Collector | None = None):
     """The FastAPI app serving ``predictor``: the drawing page and the JSON API.
@@ -137,10 +161,11 @@ def create_app(predictor: Predictor, max_body_bytes: int = MAX_BODY_BYTES, max_b
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request, exc):  # keeps the exception's headers: a 405 lists the allowed methods (Allow)
-        message = str(exc.detail)
-        if exc.status_code == 405 and exc.headers and "Allow" in exc.headers:
-            message = f"{request.method} is not allowed on {request.url.path}; use {exc.headers['Allow']}"
-        return error_response(exc.status_code, message, headers=exc.headers)
+        message, headers = str(exc.detail), exc.headers
+        if exc.status_code == 405 and headers and "Allow" in headers:
+            headers = {**headers, "Allow": with_head(headers["Allow"])}
+            message = f"{request.method} is not allowed on {request.url.path}; use {headers['Allow']}"
+        return error_response(exc.status_code, message, headers=headers)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index():
@@ -186,4 +211,7 @@ def create_app(predictor: Predictor, max_body_bytes: int = MAX_BODY_BYTES, max_b
                 raise HTTPException(409, str(error)) from None
             return {"saved": name, "count": len(collector)}
 
+    app.add_middleware(HeadLikeGet, paths={route.path for route in app.routes
+                                           if "GET" in (methods := getattr(route, "methods", None) or ())
+                                           and "HEAD" not in methods})
     return app
