@@ -23,6 +23,7 @@ import bench_profile  # noqa: E402
 import bench_recipe  # noqa: E402
 import bench_time_to_accuracy as tta  # noqa: E402
 import compositional  # noqa: E402
+import fast_recipe_networks  # noqa: E402
 import handwriting  # noqa: E402
 import notebook  # noqa: E402
 import run_all  # noqa: E402
@@ -243,6 +244,19 @@ def test_quick_recipe_benchmark_reports_every_variant(mnist_dir):
     fast = next(line for line in section.splitlines() if line.startswith("| fast | "))
     assert re.search(r"\(seed 0, (digit|sum)\) \| [\d.]+ \| \d+\.\d\dx \|$", fast)  # worst seed, ratio to the replica
     assert "the notebook replica's 10 epochs trained in the same run" in section
+
+
+def test_fast_recipe_networks_trains_each_width_and_names_the_kept_epoch_and_the_ratio(mnist_dir, capsys):
+    assert fast_recipe_networks.main(["--quick", "--seeds", "1", "--threads", "1", "--conv3", "16", "32",
+                                      "--data-dir", str(mnist_dir)]) == 0
+    table = capsys.readouterr().out
+    rows = {line.split(" | ")[0]: line for line in table.splitlines() if line.startswith(("| 16 |", "| 32 |"))}
+    assert set(rows) == {"| 16", "| 32"}
+    for row in rows.values():  # seed 0's digit / sum, worst heads, the kept epoch (1 of 1), seconds, ratio
+        assert re.fullmatch(r"\| \d+ \| [\d.]+ / [\d.]+ \| [\d.]+% \(seed 0\) \| [\d.]+% \(seed 0\) \(1\) \| "
+                            r"[\d.]+ \| \d+\.\d\dx \|", row), row
+    assert rows["| 16"].split(" | ")[1] != rows["| 32"].split(" | ")[1]  # two networks, two sets of figures
+    assert f"torch CPU capability {torch.backends.cpu.get_cpu_capability()}" in table
 
 
 def test_compositional_is_run_by_run_all_and_trains_one_real_run(mnist_dir):
