@@ -38,8 +38,8 @@ QUICK = {"limit": 2000, "epochs": 1, "val_size": 1000, "test": 1000}  # a smoke 
 
 
 def run_seed(conv3: int, seed: int, threads: int, data_dir: str | None, test_mix, quick: dict) -> dict:
-    """One ``--recipe fast`` run with a ``conv3``-channel third convolution: per epoch its test (digit, sum) and
-    validation score, the epoch it kept, its training seconds."""
+    """One ``--recipe fast`` run with a ``conv3``-channel third convolution: per epoch its test (digit, sum), the
+    epoch it kept, its training seconds."""
     cfg = recipe("fast", seed=seed, threads=threads, **{k: quick[k] for k in ("limit", "epochs", "val_size")
                                                        if k in quick})
     epochs: list[tuple[float, float]] = []
@@ -50,14 +50,10 @@ def run_seed(conv3: int, seed: int, threads: int, data_dir: str | None, test_mix
     return {"epochs": epochs, "kept": metrics["best_epoch"], "seconds": metrics["train_seconds"]}
 
 
-def lower(figures: tuple[float, float]) -> float:
-    return min(figures)
-
-
 def worst(runs: list[dict], which) -> str:
     """The lowest head over the seeds' ``which(run)`` (digit, sum) figures, with its seed."""
-    seed, run = min(enumerate(runs), key=lambda s: lower(which(s[1])))
-    return f"{pct(lower(which(run)))} (seed {seed})"
+    seed, run = min(enumerate(runs), key=lambda s: min(which(s[1])))
+    return f"{pct(min(which(run)))} (seed {seed})"
 
 
 def render(results: dict[int, list[dict]], replica: list[float], replica_epochs: int, threads: int,
