@@ -134,3 +134,15 @@ def test_init_with_another_network_is_one_line(mnist_dir, small_run, tmp_path, c
                                                 tmp_path / "nowhere"))
     assert code == 1
     assert_one_line_error(err, "not found")
+
+
+def test_init_with_corrupt_weights_is_one_line_and_writes_no_run(mnist_dir, small_run, tmp_path, capsys):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text((small_run / "config.json").read_text())
+    (broken / "model.safetensors").write_bytes(b"not safetensors")
+    out = tmp_path / "tuned"
+    code, _, err = run_cli(capsys, *small_train("--data-dir", mnist_dir, "--out", out, "--init", broken))
+    assert code == 1
+    assert_one_line_error(err, "corrupt", str(broken / "model.safetensors"))
+    assert not out.exists()

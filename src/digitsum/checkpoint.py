@@ -76,14 +76,21 @@ def load_state(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"checkpoint weights {path} are corrupt ({error})") from None
 
 
+def read_config(path: str | os.PathLike | None = None) -> tuple[dict, ModelConfig]:
+    """(config.json, the network it describes) of a run directory, a .safetensors file or the bundle, without
+    reading the weights."""
+    _, config_path = _resolve(path)
+    config = read_json(config_path, "checkpoint config")
+    try:
+        return config, ModelConfig.from_dict(config.get("model", {}))
+    except (ConfigError, TypeError) as error:
+        raise CheckpointError(f"checkpoint config {config_path}: {error}") from None
+
+
 def load_checkpoint(path: str | os.PathLike | None = None, device: torch.device | str = "cpu") -> Checkpoint:
     """Load a model for inference from a run directory, a .safetensors file, or the bundle."""
     weights, config_path = _resolve(path)
-    config = read_json(config_path, "checkpoint config")
-    try:
-        model_config = ModelConfig.from_dict(config.get("model", {}))
-    except (ConfigError, TypeError) as error:
-        raise CheckpointError(f"checkpoint config {config_path}: {error}") from None
+    config, model_config = read_config(path)
     model = build_model(model_config)
     state = load_state(weights)
     try:

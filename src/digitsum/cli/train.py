@@ -195,10 +195,10 @@ def model_config(args, cfg: TrainConfig) -> ModelConfig:
         raise ConfigError("--fusion shapes the default network; the seed network always concatenates "
                           "(drop --fusion or --arch seed)")
     if cfg.init:  # fine-tuning: the network is the checkpoint's (training.sources checks --arch and --fusion)
-        from ..checkpoint import load_checkpoint
+        from ..checkpoint import read_config
         from ..training.sources import init_path
 
-        theirs = ModelConfig.from_dict(load_checkpoint(init_path(cfg.init)).config.get("model", {}))
+        theirs = read_config(init_path(cfg.init))[1]  # its weights are read once, when training starts
         return theirs if not (args.arch or args.fusion) else model_for(cfg, args.arch or theirs.arch,
                                                                        args.fusion or theirs.fusion)
     return model_for(cfg, args.arch or ModelConfig.arch, args.fusion or ModelConfig.fusion)
