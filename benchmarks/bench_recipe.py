@@ -43,7 +43,7 @@ from digitsum.training.distributed import World
 from digitsum.training.objective import make_optimizer
 from digitsum.training.state import EpochTally, RunState, TrainState
 from notebook import EPOCHS, mixture_batches, run_epoch, train_notebook
-from summary import mean_range, pct, spread
+from summary import mean_range, pct, spread, worst_seed
 
 ROUNDS, STEPS, WARMUP_STEPS = 5, 40, 10
 POINTS = 10  # scored after every tenth of the epoch
@@ -224,11 +224,9 @@ def render(times: dict[str, list[float]], early: dict[str, list[list[Point]]], f
     base_replica = statistics.median(replica)
     for name, runs in fast.items():
         seconds = spread([r["train_seconds"] for r in runs])
-        seed, low = min(enumerate(runs), key=lambda s: min(s[1]["digit_accuracy"], s[1]["sum_accuracy"]))
-        head = "digit" if low["digit_accuracy"] <= low["sum_accuracy"] else "sum"
         lines.append(f"| {name} | {mean_range([r['digit_accuracy'] for r in runs])} | "
                      f"{mean_range([r['sum_accuracy'] for r in runs])} | "
-                     f"{pct(min(low['digit_accuracy'], low['sum_accuracy']))} (seed {seed}, {head}) | {seconds} | "
+                     f"{worst_seed([(r['digit_accuracy'], r['sum_accuracy']) for r in runs])} | {seconds} | "
                      f"{statistics.median(r['train_seconds'] for r in runs) / base_replica:.2f}x |")
     return "\n".join(lines) + "\n"
 

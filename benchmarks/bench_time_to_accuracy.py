@@ -28,7 +28,7 @@ from digitsum.evaluate import accuracy, fixed_test_mixture, infer
 from digitsum.mixture import split_train_val
 from digitsum.training import Hooks, train
 from notebook import EPOCHS, notebook_loader, run_epoch, seed_model_and_optimizer
-from summary import mean_range, pct, spread
+from summary import mean_range, pct, spread, worst_seed
 
 SEEDS = 5  # the fast recipe is to reach 99.5% for every one of seeds 0-4
 POINTS = 4  # scored after every quarter of an epoch
@@ -136,9 +136,7 @@ def when(runs: list[list[Point]], target: float) -> str:
 
 def worst(runs: list[list[Point]]) -> str:
     """The seed whose final point has the lowest head: that accuracy, the seed and the head."""
-    seed, last = min(enumerate(points[-1] for points in runs), key=lambda s: min(s[1].digit, s[1].sum))
-    head = "digit" if last.digit <= last.sum else "sum"
-    return f"{pct(min(last.digit, last.sum))} (seed {seed}, {head})"
+    return worst_seed([(points[-1].digit, points[-1].sum) for points in runs])
 
 
 def render(result: dict, command: str) -> str:

@@ -32,7 +32,7 @@ from digitsum.data import load_mnist
 from digitsum.evaluate import fixed_test_mixture
 from digitsum.training import Hooks, train
 from notebook import EPOCHS
-from summary import pct, spread
+from summary import spread, worst_seed
 
 QUICK = {"limit": 2000, "epochs": 1, "val_size": 1000, "test": 1000}  # a smoke run, not a measurement
 
@@ -51,9 +51,8 @@ def run_seed(conv3: int, seed: int, threads: int, data_dir: str | None, test_mix
 
 
 def worst(runs: list[dict], which) -> str:
-    """The lowest head over the seeds' ``which(run)`` (digit, sum) figures, with its seed."""
-    seed, run = min(enumerate(runs), key=lambda s: min(which(s[1])))
-    return f"{pct(min(which(run)))} (seed {seed})"
+    """The lowest head over the seeds' ``which(run)`` (digit, sum) figures, with its seed and head."""
+    return worst_seed([which(run) for run in runs])
 
 
 def render(results: dict[int, list[dict]], replica: list[float], replica_epochs: int, threads: int,

@@ -23,3 +23,10 @@ def mean_range(values: list[float]) -> str:
     if len(values) == 1:
         return pct(values[0])
     return f"{pct(statistics.mean(values))} ({pct(min(values))}-{pct(max(values))})"
+
+
+def worst_seed(heads: list[tuple[float, float]]) -> str:
+    """Of each seed's (digit, sum) accuracies (0-1), the seed whose lower head is lowest: that accuracy, the seed
+    and the head, e.g. "99.46% (seed 4, sum)" (a tie between the heads names the digit)."""
+    seed, (digit, total) = min(enumerate(heads), key=lambda s: min(s[1]))
+    return f"{pct(min(digit, total))} (seed {seed}, {'digit' if digit <= total else 'sum'})"

@@ -27,6 +27,7 @@ import fast_recipe_networks  # noqa: E402
 import handwriting  # noqa: E402
 import notebook  # noqa: E402
 import run_all  # noqa: E402
+import summary  # noqa: E402
 import verdict_training  # noqa: E402
 import verdict_weights  # noqa: E402
 import writers  # noqa: E402
@@ -107,6 +108,13 @@ def test_time_to_accuracy_scores_every_recipe_at_each_quarter_epoch(mnist_dir):
     notebook, default = runs["notebook replica"][0][-1], runs["digitsum default"][0][-1]
     assert f"| final test digit | {tta.pct(notebook.digit)} | {tta.pct(default.digit)} |" in section
     assert "| time to >= 99.50% digit and sum |" in section and "Speed-up of each digitsum recipe" in section
+
+
+def test_worst_seed_is_the_lowest_lower_head_and_names_its_seed_and_head():
+    assert summary.worst_seed([(0.9952, 0.9955), (0.9951, 0.9945), (0.9940, 0.9960)]) == "99.40% (seed 2, digit)"
+    assert summary.worst_seed([(0.9952, 0.9955), (0.9951, 0.9945)]) == "99.45% (seed 1, sum)"
+    assert summary.worst_seed([(0.995, 0.995)]) == "99.50% (seed 0, digit)"  # a tie between the heads: the digit
+    assert summary.worst_seed([(0.996, 0.994), (0.994, 0.996)]) == "99.40% (seed 0, sum)"  # a tie of seeds: the first
 
 
 def test_time_to_accuracy_names_the_worst_seed_and_the_time_relative_to_the_replica():
@@ -253,8 +261,8 @@ def test_fast_recipe_networks_trains_each_width_and_names_the_kept_epoch_and_the
     rows = {line.split(" | ")[0]: line for line in table.splitlines() if line.startswith(("| 16 |", "| 32 |"))}
     assert set(rows) == {"| 16", "| 32"}
     for row in rows.values():  # seed 0's digit / sum, worst heads, the kept epoch (1 of 1), seconds, ratio
-        assert re.fullmatch(r"\| \d+ \| [\d.]+ / [\d.]+ \| [\d.]+% \(seed 0\) \| [\d.]+% \(seed 0\) \(1\) \| "
-                            r"[\d.]+ \| \d+\.\d\dx \|", row), row
+        assert re.fullmatch(r"\| \d+ \| [\d.]+ / [\d.]+ \| [\d.]+% \(seed 0, (digit|sum)\) \| "
+                            r"[\d.]+% \(seed 0, (digit|sum)\) \(1\) \| [\d.]+ \| \d+\.\d\dx \|", row), row
     assert rows["| 16"].split(" | ")[1] != rows["| 32"].split(" | ")[1]  # two networks, two sets of figures
     assert f"torch CPU capability {torch.backends.cpu.get_cpu_capability()}" in table
 
