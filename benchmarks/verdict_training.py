@@ -14,7 +14,13 @@ Variants, joined by "+" (``bank30000+script``):
 * ``oeW``: outlier exposure (Hendrycks et al. 2019): the digit head also learns the uniform distribution on
   the non-digits, ``W`` times the mean cross-entropy to it added to the loss;
 * ``script``: one of the two made-up-character slots of ``BROAD_KINDS`` draws ``script`` characters instead
-  (below: connected strokes in one thin pen, as people write an alphabet's letters).
+  (below: connected strokes in one thin pen, as people write an alphabet's letters);
+* ``embellished``: a kind added to ``BROAD_KINDS``: an MNIST 2 3 5 6 8 or 9 with one long stroke of its
+  own width added (a bar across it, or a hook or bowl from its ink), as many characters of other alphabets
+  are a digit-like shape with one stroke more (below);
+* ``vwW``: the verdict's binary cross-entropy counted ``W`` times in the loss (1 in the recipe);
+* ``mlp``: a verdict head with a hidden layer (image features -> ``MLP_HIDDEN`` ReLU units -> 1) in place of
+  the recipe's one linear layer; the run is measured with the same network.
 
     python benchmarks/verdict_training.py VARIANT [VARIANT ...] [--seed S]   (MNIST from $DIGITSUM_DATA)
 """
@@ -29,12 +35,13 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+import torch
+from PIL import Image, ImageDraw, ImageFilter
 
 import detectors
 import nondigits
 import verdict_weights
-from digitsum import negatives
+from digitsum import checkpoint, negatives
 from digitsum.config import TrainConfig, model_for
 from digitsum.predict import load_model
 from digitsum.training import loop, sources, train
@@ -81,35 +88,109 @@ def script(rng: np.random.Generator) -> Image.Image:
     return image
 
 
+EMBELLISHED = (2, 3, 5, 6, 8, 9)  # digits that one stroke more does not make into another digit (a 7 with a bar is a 7)
+NEW_INK = 0.2  # an embellished digit's new ink, away from its own strokes, as a share of the digit's
+
+
+def embellished(digits: tuple[np.ndarray, np.ndarray], rng: np.random.Generator) -> Image.Image:
+    """An MNIST digit of ``EMBELLISHED`` (labels (N,), images (N, 28, 28)) at three times its size, light on
+    black, with one long stroke of about its pen's width added: a bar across it, or a hook or bowl that
+    starts on its ink. The stroke is drawn again until at least ``NEW_INK`` of the digit's ink is new, away
+    from the digit's own strokes (no specks: a digit with a mark beside or over it is still a digit)."""
+    labels, images = digits
+    pool = np.flatnonzero(np.isin(labels, EMBELLISHED))
+    for attempt in range(10**6):
+        if attempt % 20 == 0:  # twenty strokes on one digit, then another digit
+            digit = Image.fromarray(images[pool[rng.integers(len(pool))]]).resize((84, 84), Image.Resampling.BILINEAR)
+            own = np.asarray(digit) > 127
+            near = np.asarray(Image.fromarray(own.astype(np.uint8) * 255).filter(ImageFilter.MaxFilter(7))) > 0
+            ink = np.argwhere(own)[:, ::-1].astype(float)  # (K, 2) x, y of the ink
+            width = int(np.clip(rng.normal(7, 1.2), 5, 10))
+        image, at = digit.copy(), ink[rng.integers(len(ink))]
+        draw = ImageDraw.Draw(image)
+        if rng.random() < 0.55:  # a bar through a point of the ink, reaching past the digit
+            heading, half = rng.uniform(0, np.pi), rng.uniform(22, 34)
+            step = half * np.array([np.cos(heading), np.sin(heading)])
+            draw.line([tuple(at - step * rng.uniform(0.4, 1)), tuple(at + step)], fill=255, width=width)
+        else:  # a hook or bowl from the ink
+            radius = rng.uniform(11, 20)
+            start = float(rng.uniform(0, 360))
+            centre = at - radius * np.array([np.cos(np.radians(start)), np.sin(np.radians(start))])
+            draw.arc((*(centre - radius), *(centre + radius)), start, start + float(rng.uniform(150, 300)),
+                     fill=255, width=width)
+        if ((np.asarray(image) > 127) & ~near).sum() >= NEW_INK * own.sum():
+            return image
+    raise AssertionError("unreachable: some stroke of twenty on some digit adds new ink")
+
+
+MLP_HIDDEN = 128
+
+
+def with_mlp_verdict(build):
+    """``model.build_model`` whose verdict head, where it has one, has a hidden layer of ``MLP_HIDDEN`` units."""
+    def build_mlp(cfg):
+        model = build(cfg)
+        if model.verdict_head is not None:
+            features = model.verdict_head.in_features
+            model.verdict_head = torch.nn.Sequential(torch.nn.Linear(features, MLP_HIDDEN), torch.nn.ReLU(),
+                                                     torch.nn.Linear(MLP_HIDDEN, 1))
+        return model
+    return build_mlp
+
+
+def with_term(term):
+    """digitsum's loss (``loop.digitsum_loss`` as it is when called) plus ``term(outputs, batch)``."""
+    base = loop.digitsum_loss
+    return lambda outputs, batch, cfg: base(outputs, batch, cfg) + term(outputs, batch)
+
+
+def verdict_weight(weight: float):
+    """digitsum's loss with the verdict's binary cross-entropy counted ``weight`` times."""
+    def term(outputs, batch):
+        verdict = outputs.verdict
+        if verdict is None:
+            return 0.0
+        target = batch.real.to(verdict.dtype) if batch.real is not None else torch.ones_like(verdict)
+        return (weight - 1) * torch.nn.functional.binary_cross_entropy_with_logits(verdict, target)
+    return with_term(term)
+
+
 def outlier_exposure(weight: float):
     """digitsum's loss plus ``weight`` times the digit head's mean cross-entropy to uniform on the non-digits."""
-    base = loop.digitsum_loss
-
-    def loss(outputs, batch, cfg):
-        value = base(outputs, batch, cfg)
-        if batch.real is not None and not bool(batch.real.all()):
-            value = value - weight * outputs.digit[~batch.real].log_softmax(1).mean(1).mean()
-        return value
-    return loss
+    def term(outputs, batch):
+        if batch.real is None or bool(batch.real.all()):
+            return 0.0
+        return -weight * outputs.digit[~batch.real].log_softmax(1).mean(1).mean()
+    return with_term(term)
 
 
-def with_script(draw_one):
-    """``negatives.draw_one`` that also draws the ``script`` kind."""
-    return lambda kind, digits, rng: script(rng) if kind == "script" else draw_one(kind, digits, rng)
+def with_kinds(draw_one):
+    """``negatives.draw_one`` that also draws the ``script`` and ``embellished`` kinds."""
+    def draw(kind, digits, rng):
+        if kind == "script":
+            return script(rng)
+        return embellished(digits, rng) if kind == "embellished" else draw_one(kind, digits, rng)
+    return draw
+
+
+WEIGHTED = ("bank", "oe", "vw")  # variants with a number
 
 
 def parse(name: str) -> list[tuple[str, float]]:
-    """A variant's changes, ("bank", N) ("oe", W) ("script", 0), or one line saying what is wrong."""
+    """A variant's changes, ("bank", N) ("oe", W) ("vw", W) ("script", 0) ("embellished", 0), or one line saying
+    what is wrong."""
     changes = []
     for part in name.split("+"):
-        kind = next((k for k in ("bank", "oe") if part.startswith(k)), part)
+        kind = next((k for k in WEIGHTED if part.startswith(k)), part)
         try:
-            value = float(part[len(kind):]) if kind in ("bank", "oe") else 0.0
+            value = float(part[len(kind):]) if kind in WEIGHTED else 0.0
         except ValueError:
             value = -1.0
-        wellformed = {"bank": value > 0 and value.is_integer(), "oe": value > 0, "script": True, "base": True}
+        wellformed = {"bank": value > 0 and value.is_integer(), "oe": value > 0, "vw": value > 0, "script": True,
+                      "embellished": True, "mlp": True, "base": True}
         if not wellformed.get(kind, False):
-            raise SystemExit(f"verdict_training: unknown variant {part!r} (base, bankN, oeW, script; joined by +)")
+            raise SystemExit(f"verdict_training: unknown variant {part!r} (base, bankN, oeW, vwW, script, "
+                             "embellished, mlp; joined by +)")
         if kind != "base":
             changes.append((kind, value))
     return changes
@@ -119,7 +200,8 @@ def parse(name: str) -> list[tuple[str, float]]:
 def variant(name: str):
     """Training as ``digitsum train`` does, with the variant's changes while the block runs."""
     changes = parse(name)
-    patched = [(negatives, "BANK"), (negatives, "draw_one"), (sources, "BROAD_KINDS"), (loop, "digitsum_loss")]
+    patched = [(negatives, "BANK"), (negatives, "draw_one"), (sources, "BROAD_KINDS"), (loop, "digitsum_loss"),
+               (loop, "build_model"), (checkpoint, "build_model")]
     saved = [(module, attr, getattr(module, attr)) for module, attr in patched]
     try:
         for kind, value in changes:
@@ -127,9 +209,14 @@ def variant(name: str):
                 negatives.BANK = int(value)
             elif kind == "oe":
                 loop.digitsum_loss = outlier_exposure(value)
+            elif kind == "vw":
+                loop.digitsum_loss = verdict_weight(value)
+            elif kind == "mlp":
+                loop.build_model = checkpoint.build_model = with_mlp_verdict(checkpoint.build_model)
             else:
-                negatives.draw_one = with_script(negatives.draw_one)
-                sources.BROAD_KINDS = (*negatives.BROAD_KINDS[:-1], "script")
+                negatives.draw_one = with_kinds(negatives.draw_one)
+                sources.BROAD_KINDS = ((*negatives.BROAD_KINDS[:-1], "script") if kind == "script"
+                                       else (*sources.BROAD_KINDS, "embellished"))
         yield
     finally:
         for module, attr, value in saved:
@@ -165,9 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = {}
     for name in args.variants:
         with tempfile.TemporaryDirectory() as out:
-            with variant(name):
+            with variant(name):  # measured inside it too: the checkpoint loads into the variant's network
                 train(model_for(cfg), cfg, out)
-            rows[name] = measure(out, data)
+                rows[name] = measure(out, data)
         print(name, rows[name], flush=True, file=sys.stderr)
     columns = list(next(iter(rows.values())))
     print(f"seed {args.seed}; AUROC / flagged of the shipped verdict, % (the rule's own threshold)")

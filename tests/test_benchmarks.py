@@ -10,6 +10,7 @@ import re
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -28,6 +29,7 @@ import handwriting  # noqa: E402
 import notebook  # noqa: E402
 import run_all  # noqa: E402
 import summary  # noqa: E402
+import verdict_scores  # noqa: E402
 import verdict_training  # noqa: E402
 import verdict_weights  # noqa: E402
 import writers  # noqa: E402
@@ -317,6 +319,82 @@ def test_verdict_training_variants_change_training_while_they_run_and_only_then(
             pass
     assert verdict_training.parse("base+bank500+oe0.25+script") == [("bank", 500), ("oe", 0.25), ("script", 0)]
     assert (negatives.BANK, negatives.draw_one, sources.BROAD_KINDS, loop.digitsum_loss) == before
+
+
+def test_verdict_training_adds_the_embellished_kind_the_mlp_head_and_the_verdicts_weight_while_they_run(mnist):
+    from digitsum import checkpoint, negatives
+    from digitsum.config import ModelConfig
+    from digitsum.training import loop, sources
+
+    before = (negatives.draw_one, sources.BROAD_KINDS, loop.digitsum_loss, loop.build_model, checkpoint.build_model)
+    assert verdict_training.parse("vw3+embellished+mlp") == [("vw", 3.0), ("embellished", 0), ("mlp", 0)]
+    with verdict_training.variant("vw3+embellished+mlp"):
+        assert sources.BROAD_KINDS == (*negatives.BROAD_KINDS, "embellished") and loop.digitsum_loss is not before[2]
+        for build in (loop.build_model, checkpoint.build_model):  # trained and loaded with the same head
+            head = build(ModelConfig(verdict=True)).verdict_head
+            assert isinstance(head, torch.nn.Sequential) and head[0].out_features == verdict_training.MLP_HIDDEN
+        assert build(ModelConfig(verdict=False)).verdict_head is None
+        train = mnist["train"]
+        drawn = negatives.make_negatives(6, train.images[:500], train.labels[:500], seed=1, kinds=("embellished",))
+    assert drawn.shape == (6, 28, 28) and all(int((d > 127).sum()) > 20 for d in drawn)
+    assert (negatives.draw_one, sources.BROAD_KINDS, loop.digitsum_loss, loop.build_model,
+            checkpoint.build_model) == before
+    for wrong in ("vw", "vw0", "mlp2", "embellish"):
+        with pytest.raises(SystemExit, match="unknown variant"), verdict_training.variant(wrong):
+            pass
+
+
+def test_an_embellished_digit_keeps_its_ink_and_adds_new_ink_away_from_it(mnist):
+    from PIL import Image
+
+    train = mnist["train"]
+    three = int(np.flatnonzero(train.labels.numpy() == 3)[0])
+    digits = (np.array([3, 1]), train.images[[three, three]].numpy())  # a 1 is never embellished
+    own = np.asarray(Image.fromarray(digits[1][0]).resize((84, 84), Image.Resampling.BILINEAR)) > 127
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        ink = np.asarray(verdict_training.embellished(digits, rng)) > 127
+        assert (ink | ~own).all()  # every pixel of the digit's ink is still ink
+        assert ink.sum() >= (1 + verdict_training.NEW_INK) * own.sum()  # and at least NEW_INK more
+
+
+def test_verdict_scores_rank_a_point_far_from_every_class_below_the_classes_own_points():
+    g = torch.Generator().manual_seed(0)
+    centres = torch.randn(10, 80, generator=g) * 4  # ten classes' features, 80 dimensions (the top 64 and the rest)
+    labels = torch.arange(10).repeat(60)  # (600,)
+
+    def outputs(features: torch.Tensor) -> dict:
+        n = len(features)
+        return {"features": features, "logits": torch.randn(n, 10, generator=g), "z": torch.randn(n, 6, generator=g)}
+
+    train = outputs(centres[labels] + torch.randn(600, 80, generator=g))
+    val = outputs(centres[labels[:200]] + torch.randn(200, 80, generator=g))
+    near = outputs(centres[:10] + torch.randn(10, 80, generator=g))
+    far = outputs(torch.randn(10, 80, generator=g) * 4 + 30)
+    scores = verdict_scores.fitted_scores(train, labels, val)
+    assert {"rule (shipped)", "residual, top 32 directions kept", "class Gaussians", "relative Mahalanobis",
+            "rule + energy", "kNN, bank 2,000, k 10", "per-class standardised"} <= set(scores)
+    for name in ("residual, top 32 directions kept", "class Gaussians", "relative Mahalanobis",
+                 "kNN, bank 2,000, k 10", "kNN, bank 50,000, k 1"):
+        assert float(scores[name](far).max()) < float(scores[name](near).min()), name
+    weights = torch.tensor([2.0, 1, 1, 1, 1, 1], dtype=torch.float64)
+    assert torch.allclose(scores["rule (shipped)"](near), (near["z"].double() * weights).sum(1))
+
+
+def test_the_verdicts_weight_counts_its_binary_cross_entropy_that_many_times():
+    from digitsum.mixture import Batch
+    from digitsum.model import Logits
+    from digitsum.training.objective import digitsum_loss
+
+    g = torch.Generator().manual_seed(0)
+    outputs = Logits(torch.randn(4, 10, generator=g), torch.randn(4, 19, generator=g), torch.randn(4, generator=g))
+    real = torch.tensor([True, True, False, True])
+    digits = torch.tensor([1, 2, -100, 4])
+    batch = Batch(torch.zeros(4, 1, 28, 28), torch.arange(4), digits, digits.clamp_min(0) + 1, real)
+    cfg = TrainConfig()
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(outputs.verdict, real.float())
+    got = verdict_training.verdict_weight(3)(outputs, batch, cfg) - digitsum_loss(outputs, batch, cfg)
+    assert float(got) == pytest.approx(2 * float(bce), rel=1e-5) and float(bce) > 0
 
 
 def test_outlier_exposure_adds_the_digit_heads_cross_entropy_to_uniform_on_the_non_digits_only():
