@@ -104,6 +104,7 @@ def fitted_scores(train: Outputs, labels: torch.Tensor, val: Outputs) -> dict[st
 
     alone = {"residual, top 32 directions kept": residual(32), "residual, top 64 directions kept": residual(64),
              "class Gaussians": class_gaussians, "relative Mahalanobis": relative, "energy": energy}
+
     def plus(score: Score) -> Score:  # the rule plus ``score`` standardised on the validation digits
         v = score(val)
         mu, sd = v.mean(), v.std()
