@@ -15,7 +15,10 @@ validation split only, thresholds keeping ``KEEP`` of the validation digits (as 
   own score is B = 2,000, K = 10);
 * ``per-class standardised``: the rule's scores standardised on the validation digits of the class the digit
   head reads, not on all of them;
-* the rule at thresholds keeping 99.7% and 99.6% of the validation digits.
+* the rule at thresholds keeping 99.7% and 99.6% of the validation digits;
+
+and, after the table, the share of each non-Latin Omniglot alphabet the rule flags, with the digits its
+digit head reads most often in the characters it passes.
 
 A probe for "How it got here" in benchmarks/nondigits.md, not in run_all (none of them was shipped).
 
@@ -31,6 +34,7 @@ import numpy as np
 import torch
 
 import detectors
+import handwriting
 import nondigits
 import verdict_weights
 from digitsum.calibration import KEEP
@@ -152,7 +156,28 @@ def main(argv: list[str]) -> int:
         print(row(name, score, on_val, sets, KEEP), flush=True)
     for keep in (0.997, 0.996):
         print(row(f"rule (shipped), keeping {100 * keep:.1f}%", scores["rule (shipped)"], on_val, sets, keep))
+    print("\n" + by_alphabet(scores["rule (shipped)"], on_val, sets["N:" + nondigits.OMNIGLOT]))
     return 0
+
+
+def by_alphabet(score: Score, val: Outputs, omniglot: Outputs) -> str:
+    """Per non-Latin alphabet: characters, the share ``score`` flags at the keep level, and the digits the head
+    reads most in those it passes (the set holds the alphabets in name order, as nondigits.py builds it)."""
+    counts = {name: len(files) for name, files in handwriting.omniglot().items() if name != handwriting.LATIN}
+    values, reads = score(omniglot).numpy(), omniglot["logits"].argmax(1).numpy()
+    if sum(counts.values()) != len(values):  # preprocessing refused some: the alphabets' slices would not line up
+        return f"(per alphabet: not shown, {sum(counts.values()) - len(values)} characters refused by preprocessing)"
+    cut = float(np.quantile(score(val).numpy(), 1 - KEEP))
+    lines = ["| alphabet | characters | flagged by the rule | read most, of those passed |",
+             "| --- | ---: | ---: | --- |"]
+    start = 0
+    for name, n in counts.items():
+        passed = reads[start:start + n][values[start:start + n] >= cut]
+        top = np.bincount(passed, minlength=NUM_DIGITS).argsort()[::-1][:3]
+        common = ", ".join(f"{d} ({int((passed == d).sum())})" for d in top if (passed == d).any())
+        lines.append(f"| {name} | {n:,} | {100 * (values[start:start + n] < cut).mean():.1f}% | {common or '-'} |")
+        start += n
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

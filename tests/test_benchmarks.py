@@ -381,6 +381,22 @@ def test_verdict_scores_rank_a_point_far_from_every_class_below_the_classes_own_
     assert torch.allclose(scores["rule (shipped)"](near), (near["z"].double() * weights).sum(1))
 
 
+def test_verdict_scores_give_each_omniglot_alphabet_its_own_share_flagged():
+    counts = {name: len(files) for name, files in handwriting.omniglot().items() if name != handwriting.LATIN}
+    first, *others = counts
+    values = torch.ones(sum(counts.values()))
+    values[: counts[first]] = -1  # the first alphabet (in name order, as nondigits.py pools them) below the cut
+    omniglot = {"v": values, "logits": torch.nn.functional.one_hot(torch.arange(len(values)) % 2 + 3, 10).float()}
+    table = verdict_scores.by_alphabet(lambda o: o["v"], {"v": torch.zeros(1000)}, omniglot)
+    rows = {line.split(" | ")[0][2:]: line for line in table.splitlines()[2:]}
+    assert list(rows) == list(counts)
+    assert rows[first].endswith(f" | {counts[first]:,} | 100.0% | - |")
+    for name in others:  # every character passed, read as 3 or 4 in turn
+        assert " | 0.0% | " in rows[name] and ("3 (" in rows[name] and "4 (" in rows[name])
+    short = {"v": values[1:], "logits": omniglot["logits"][1:]}
+    assert "1 characters refused" in verdict_scores.by_alphabet(lambda o: o["v"], {"v": torch.zeros(10)}, short)
+
+
 def test_the_verdicts_weight_counts_its_binary_cross_entropy_that_many_times():
     from digitsum.mixture import Batch
     from digitsum.model import Logits
