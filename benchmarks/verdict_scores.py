@@ -42,16 +42,10 @@ from digitsum.checkpoint import load_checkpoint
 from digitsum.config import NUM_DIGITS, TrainConfig
 from digitsum.data import load_mnist
 from digitsum.mixture import split_train_val
-from digitsum.novelty import HEAD_WEIGHT, RIDGE, fit_novelty
+from digitsum.novelty import HEAD_WEIGHT, covariance, fit_novelty
 
 Outputs = dict  # detectors.outputs of a set of images, with "z": the rule's standardised scores (N, 1 + L + 1)
 Score = Callable[[Outputs], torch.Tensor]
-
-
-def covariance(centred: torch.Tensor) -> torch.Tensor:
-    """(F, F) covariance of centred rows (N, F), with novelty.py's ridge."""
-    cov = centred.T @ centred / len(centred)
-    return cov + RIDGE * cov.diagonal().mean() * torch.eye(len(cov), dtype=cov.dtype)
 
 
 def fitted_scores(train: Outputs, labels: torch.Tensor, val: Outputs) -> dict[str, Score]:
@@ -119,9 +113,14 @@ def fitted_scores(train: Outputs, labels: torch.Tensor, val: Outputs) -> dict[st
     return {"rule (shipped)": rule, **alone, **added, **neighbours, "per-class standardised": per_class}
 
 
+def threshold(score: Score, val: Outputs, keep: float) -> float:
+    """The score's threshold keeping ``keep`` of the validation digits."""
+    return float(np.quantile(score(val).numpy(), 1 - keep))
+
+
 def row(name: str, score: Score, val: Outputs, sets: dict[str, Outputs], keep: float) -> str:
     """One table row: digits kept, AUROC / flagged of the far sets pooled, Omniglot and scribbles."""
-    cut = float(np.quantile(score(val).numpy(), 1 - keep))
+    cut = threshold(score, val, keep)
     s = {k: score(o).numpy() for k, o in sets.items()}
     mnist = s["D:MNIST test"]
     far = np.concatenate([s[k] for k in s if k[2:].startswith(nondigits.FAR)])
@@ -167,7 +166,7 @@ def by_alphabet(score: Score, val: Outputs, omniglot: Outputs) -> str:
     values, reads = score(omniglot).numpy(), omniglot["logits"].argmax(1).numpy()
     if sum(counts.values()) != len(values):  # preprocessing refused some: the alphabets' slices would not line up
         return f"(per alphabet: not shown, {sum(counts.values()) - len(values)} characters refused by preprocessing)"
-    cut = float(np.quantile(score(val).numpy(), 1 - KEEP))
+    cut = threshold(score, val, KEEP)
     lines = ["| alphabet | characters | flagged by the rule | read most, of those passed |",
              "| --- | ---: | ---: | --- |"]
     start = 0

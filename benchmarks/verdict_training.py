@@ -173,6 +173,12 @@ def with_kinds(draw_one):
     return draw
 
 
+def with_script(kinds: tuple[str, ...]) -> tuple[str, ...]:
+    """``kinds`` with their last made-up-character slot drawing ``script`` characters instead."""
+    last = len(kinds) - 1 - kinds[::-1].index("character")
+    return (*kinds[:last], "script", *kinds[last + 1:])
+
+
 WEIGHTED = ("bank", "oe", "vw")  # variants with a number
 
 
@@ -204,6 +210,8 @@ def variant(name: str):
                (loop, "build_model"), (checkpoint, "build_model")]
     saved = [(module, attr, getattr(module, attr)) for module, attr in patched]
     try:
+        if any(kind in ("script", "embellished") for kind, _ in changes):
+            negatives.draw_one = with_kinds(negatives.draw_one)  # once, whichever of the two kinds come
         for kind, value in changes:
             if kind == "bank":
                 negatives.BANK = int(value)
@@ -214,8 +222,7 @@ def variant(name: str):
             elif kind == "mlp":
                 loop.build_model = checkpoint.build_model = with_mlp_verdict(checkpoint.build_model)
             else:
-                negatives.draw_one = with_kinds(negatives.draw_one)
-                sources.BROAD_KINDS = ((*negatives.BROAD_KINDS[:-1], "script") if kind == "script"
+                sources.BROAD_KINDS = (with_script(sources.BROAD_KINDS) if kind == "script"
                                        else (*sources.BROAD_KINDS, "embellished"))
         yield
     finally:

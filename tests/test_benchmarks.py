@@ -339,6 +339,9 @@ def test_verdict_training_adds_the_embellished_kind_the_mlp_head_and_the_verdict
     assert drawn.shape == (6, 28, 28) and all(int((d > 127).sum()) > 20 for d in drawn)
     assert (negatives.draw_one, sources.BROAD_KINDS, loop.digitsum_loss, loop.build_model,
             checkpoint.build_model) == before
+    for both in ("script+embellished", "embellished+script"):  # the same kinds in either order
+        with verdict_training.variant(both):
+            assert sources.BROAD_KINDS == (*negatives.BROAD_KINDS[:-1], "script", "embellished"), both
     for wrong in ("vw", "vw0", "mlp2", "embellish"):
         with pytest.raises(SystemExit, match="unknown variant"), verdict_training.variant(wrong):
             pass

@@ -79,7 +79,10 @@ def load_state(path: Path) -> dict[str, torch.Tensor]:
 def read_config(path: str | os.PathLike | None = None) -> tuple[dict, ModelConfig]:
     """(config.json, the network it describes) of a run directory, a .safetensors file or the bundle, without
     reading the weights."""
-    _, config_path = _resolve(path)
+    return _read_config(_resolve(path)[1])
+
+
+def _read_config(config_path: Path) -> tuple[dict, ModelConfig]:
     config = read_json(config_path, "checkpoint config")
     try:
         return config, ModelConfig.from_dict(config.get("model", {}))
@@ -90,7 +93,7 @@ def read_config(path: str | os.PathLike | None = None) -> tuple[dict, ModelConfi
 def load_checkpoint(path: str | os.PathLike | None = None, device: torch.device | str = "cpu") -> Checkpoint:
     """Load a model for inference from a run directory, a .safetensors file, or the bundle."""
     weights, config_path = _resolve(path)
-    config, model_config = read_config(path)
+    config, model_config = _read_config(config_path)
     model = build_model(model_config)
     state = load_state(weights)
     try:

@@ -68,14 +68,19 @@ def branch_layers(image_branch: nn.Module, images: torch.Tensor) -> list[torch.T
     return [*out, x]
 
 
+def covariance(centred: torch.Tensor) -> torch.Tensor:
+    """(F, F) covariance of centred rows (N, F), with ``RIDGE`` of its mean variance added to its diagonal."""
+    cov = centred.T @ centred / len(centred)
+    cov += RIDGE * cov.diagonal().mean() * torch.eye(len(cov), dtype=cov.dtype)
+    return cov
+
+
 def fit_gaussian(features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(class means (10, F), whiten (F, F)) of features (N, F) with digit labels (N,): the squared Mahalanobis
     distance to class c under the shared covariance is ``|(f - means[c]) @ whiten|^2``."""
     f = features.double()
     means = torch.stack([f[labels == c].mean(0) for c in range(NUM_DIGITS)])  # (10, F)
-    centred = f - means[labels]  # (N, F)
-    cov = centred.T @ centred / len(f)  # (F, F), shared by the classes
-    cov += RIDGE * cov.diagonal().mean() * torch.eye(len(cov), dtype=cov.dtype)
+    cov = covariance(f - means[labels])  # (F, F), shared by the classes
     return means.float(), torch.linalg.cholesky(torch.linalg.inv(cov)).float()  # precision = whiten whiten^T
 
 
