@@ -139,7 +139,7 @@ def finetune(quick: bool = False, data_dir: str | None = None) -> str:
             cfg = recipe("finetune", seed=0, threads=2, init="bundled", extra_digits=(str(path),),
                          epochs=1 if quick else 2, limit=3000 if quick else 0)
             out = Path(tmp) / f"tuned-{source}"
-            metrics = train(ModelConfig.from_dict(bundled.config["model"]), cfg, out, data_dir)
+            metrics = train(bundled.model_config, cfg, out, data_dir)
             before, after = score(bundled, tests[source]), score(load_model(out), tests[source])
             lines.append(f"| {tests[source].name} | {100 * before:.2f} → {100 * after:.2f} | "
                          f"{100 * base_metrics['digit_accuracy']:.2f} → {100 * metrics['digit_accuracy']:.2f} | "

@@ -7,6 +7,7 @@ import json
 import pytest
 from safetensors.torch import load_file
 
+from digitsum.checkpoint import load_checkpoint
 from digitsum.config import ModelConfig, TrainConfig
 from digitsum.errors import RunDirError
 from digitsum.model import build_model
@@ -111,3 +112,6 @@ def test_on_step_sees_each_step_and_its_time_is_not_training_time(mnist_dir, tmp
     assert [s[2] for s in seen] == [float(i) for i in range(1, 16)]  # one tick per step, none of the hook's
     assert records[0].seconds == 16.0  # 15 steps and the end of the epoch: the 15 x 1000 s of hook not counted
     assert json.loads((tmp_path / "run" / "config.json").read_text())["model"]["fusion"] == "concat"
+    checkpoint = load_checkpoint(tmp_path / "run")
+    assert checkpoint.model_config == ModelConfig(fusion="concat")
+    assert not checkpoint.model.product  # built from it: the concat head

@@ -34,6 +34,7 @@ class Checkpoint:
 
     model: DigitSumNet
     config: dict
+    model_config: ModelConfig  # the network config.json describes (its "model" entry), as built
     metrics: dict = field(default_factory=dict)
     path: Path | None = None
     calibration: Calibration = field(default_factory=Calibration)
@@ -112,7 +113,7 @@ def load_checkpoint(path: str | os.PathLike | None = None, device: torch.device 
     if novelty is not None:  # the rule's logit replaces the head's: is_digit_score >= 0.5
         novelty.to(device)
         calibration = replace(calibration, is_digit_threshold=THRESHOLD)
-    return Checkpoint(model, config, metrics, weights, calibration, novelty)
+    return Checkpoint(model, config, model_config, metrics, weights, calibration, novelty)
 
 
 def read_calibration(path: Path) -> Calibration:

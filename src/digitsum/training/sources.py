@@ -64,7 +64,7 @@ def initial_weights(model_cfg: ModelConfig, cfg: TrainConfig) -> tuple[dict[str,
     if not cfg.init:
         return None, {}
     checkpoint = load_checkpoint(init_path(cfg.init))
-    theirs = ModelConfig.from_dict(checkpoint.config.get("model", {}))
+    theirs = checkpoint.model_config
     if theirs != model_cfg:
         raise ConfigError(f"--init {cfg.init} holds another network ({theirs.arch}, fusion {theirs.fusion}, "
                           f"verdict {theirs.verdict}) than the one to train: give its --arch and --fusion, or "
