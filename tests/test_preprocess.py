@@ -9,6 +9,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter, PngImagePlugin
 
 from digitsum.preprocess import ImageError, decode, open_image, to_mnist
+from digitsum.preprocess.pixels import grey_alpha
 from digitsum.preprocess.strokes import stroke_width
 from helpers import encode, png_header
 
@@ -66,6 +67,16 @@ def test_strokes_on_a_transparent_canvas_read_like_ink_on_paper(mnist, colour):
     rgba[..., 3] = np.round(255 * coverage)
     expected = to_mnist(dark_on_white(coverage))
     assert np.abs(to_mnist(open_image(encode(Image.fromarray(rgba)))).astype(int) - expected).max() <= 2
+
+
+def test_an_opaque_rgba_image_reads_exactly_as_its_greyscale_and_a_translucent_pixel_keeps_its_alpha(mnist):
+    grey = np.round(255 * (1 - drawn(mnist["test"].images[3].numpy()))).astype(np.uint8)  # dark on white
+    rgba = np.asarray(Image.fromarray(grey).convert("RGBA")).copy()
+    assert np.array_equal(to_mnist(Image.fromarray(rgba)), to_mnist(Image.fromarray(grey)))
+    assert grey_alpha(Image.fromarray(rgba))[1] is None
+    rgba[0, 0, 3] = 254  # one pixel not quite opaque: the alpha plane is kept, to be flattened
+    alpha = grey_alpha(Image.fromarray(rgba))[1]
+    assert alpha is not None and alpha[0, 0] == np.float32(254) / 255 and (alpha[1:] == 1).all()
 
 
 def test_uneven_lighting_is_removed(mnist):

@@ -75,8 +75,8 @@ def _centre_by_mass(digit: np.ndarray) -> np.ndarray:
         raise ImageError(f"image {NO_INK}")
     cy = float((digit.sum(1) * np.arange(h)).sum()) / mass
     cx = float((digit.sum(0) * np.arange(w)).sum()) / mass
-    top = int(np.clip(round(CENTRE - cy), 0, SIDE - h))
-    left = int(np.clip(round(CENTRE - cx), 0, SIDE - w))
+    top = min(max(round(CENTRE - cy), 0), SIDE - h)  # Python's min and max: np.clip costs more on scalars
+    left = min(max(round(CENTRE - cx), 0), SIDE - w)
     out = np.zeros((SIDE, SIDE), dtype=np.float32)
     out[top : top + h, left : left + w] = digit
     return np.round(out * 255).astype(np.uint8)

@@ -122,8 +122,14 @@ def fills_frame(x: np.ndarray, side: int = 64) -> bool:
     return bool(border(strokes).any())
 
 
-def ink_is_dark(x: np.ndarray, edge: np.ndarray) -> bool:
-    """Whether the ink of greyscale (H, W) is darker than its background; ``edge`` is ``border(x)``.
+def histogram_of(x: np.ndarray) -> np.ndarray:
+    """The 256-bin histogram of greyscale (H, W) 0-255, each value truncated to its level."""
+    return np.bincount(np.clip(x, 0, 255).astype(np.uint8).ravel(), minlength=256)
+
+
+def ink_is_dark(x: np.ndarray, edge: np.ndarray, threshold: int | None = None) -> bool:
+    """Whether the ink of greyscale (H, W) is darker than its background; ``edge`` is ``border(x)``,
+    ``threshold`` Otsu's threshold of ``histogram_of(x)`` when the caller has it.
 
     The background is the level of most of the border. When the border is split between the two sides
     of Otsu's threshold (between SPLIT_BORDER of it light), ink covers much of it: then, if all four
@@ -132,7 +138,8 @@ def ink_is_dark(x: np.ndarray, edge: np.ndarray) -> bool:
     """
     background, lowest, highest = float(np.median(edge)), float(x.min()), float(x.max())
     dark_ink = background - lowest > highest - background  # the border's level is nearer the lightest
-    threshold = otsu(np.bincount(np.clip(x, 0, 255).astype(np.uint8).ravel(), minlength=256))
+    if threshold is None:
+        threshold = otsu(histogram_of(x))
     if not SPLIT_BORDER[0] <= float((edge >= threshold).mean()) <= SPLIT_BORDER[1]:
         return dark_ink
     k = max(1, round(CORNER * min(x.shape)))
@@ -148,13 +155,16 @@ def find_ink(x: np.ndarray) -> np.ndarray:
     an empty array when there is none."""
     edge = border(x)
     lowest, highest = float(x.min()), float(x.max())
-    if ink_is_dark(x, edge):
+    histogram = histogram_of(x)
+    threshold = otsu(histogram)
+    if ink_is_dark(x, edge, threshold):
         x, edge, highest = 255.0 - x, 255.0 - edge, 255.0 - lowest
-    histogram = np.bincount(x.astype(np.uint8).ravel(), minlength=256)
+        histogram = histogram_of(x)
+        threshold = otsu(histogram)
     present = np.flatnonzero(histogram)
     if present[-1] - present[0] < MIN_CONTRAST:
         return np.zeros((0, 0), dtype=np.float32)
-    threshold, level = otsu(histogram), None
+    level = None
     if (min(x.shape) >= LIGHTING_SIDE and float(edge.max() - edge.min()) > FLAT_SPREAD and uneven(x, threshold)
             and not fills_frame(x)):
         level = background_surface(x, float(quantile(histogram, 0.999)))

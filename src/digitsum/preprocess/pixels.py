@@ -57,8 +57,10 @@ def grey_alpha(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
     grey = np.asarray(rgba.convert("L"), dtype=np.float32)  # Pillow's RGBA -> L ignores alpha
     if not has_alpha:
         return grey, None
-    alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255.0
-    return grey, (None if alpha.min() == 1.0 else alpha)
+    band = rgba.getchannel("A")
+    if band.getextrema()[0] == 255:  # fully opaque, as the page's drawings are: no float plane to build
+        return grey, None
+    return grey, np.asarray(band, dtype=np.float32) / 255.0
 
 
 def flatten(grey: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
