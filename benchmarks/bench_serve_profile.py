@@ -8,10 +8,11 @@ greyscale, the ink's box, strokes, fitting, centring), the model (per image of a
 the server's micro-batches are at 16 in flight), and the JSON of the answer (the stdlib's json,
 and orjson when installed, which the app uses then). Then the whole app in process (ASGI calls
 with 16 in flight, no sockets: the CPU time of every thread per request, framework and thread
-hops included), and a real ``digitsum serve`` over HTTP (bench_serve's load, its server's CPU per
-request, and the share of it on the event loop's thread; the rest is the decoding threads and
-the model's). What the HTTP figure adds to the in-process app is uvicorn, the sockets and the
-event loop.
+hops included); the same app with its batcher's work moved onto the event loop's thread
+(``LoopBatcher``, a probe of what the inference thread costs, not what digitsum serves); and a
+real ``digitsum serve`` over HTTP (bench_serve's load, its server's CPU per request, and the
+share of it on the event loop's thread; the rest is the decoding threads and the model's). What
+the HTTP figure adds to the in-process app is uvicorn, the sockets and the event loop.
 
     python benchmarks/bench_serve_profile.py [--quick]
 """
@@ -164,15 +165,70 @@ def stages(kind, images, labels, rounds: int) -> dict:
 
     out["stdlib json"] = per_request(lambda p: json.dumps(answer_json(p), separators=(",", ":")).encode(),
                                      predictions, rounds)
-    from digitsum.serve import create_app
+    import digitsum.serve.app as app_module
 
-    app = create_app(predictor)
+    out["app"] = app_cpu(app_module.create_app(predictor), requests, rounds)
+    shipped, app_module.MicroBatcher = app_module.MicroBatcher, LoopBatcher
+    try:
+        probe = app_module.create_app(predictor)
+    finally:
+        app_module.MicroBatcher = shipped
+    out["app on the loop"] = app_cpu(probe, requests, rounds)
+    return out
+
+
+def app_cpu(app, requests, rounds: int) -> float:
+    """The process's CPU milliseconds per request through ``app`` in process, BATCH in flight, after warm-up."""
     asyncio.run(app_load(app, requests, WARMUP))
     n = len(requests) * max(1, rounds)
     start = time.process_time()
     asyncio.run(app_load(app, requests, n))
-    out["app"] = 1000 * (time.process_time() - start) / n
-    return out
+    return 1000 * (time.process_time() - start) / n
+
+
+class LoopBatcher:
+    """A probe, not what digitsum serves: the micro-batcher's work (decoding, preprocessing, the model call) done
+    on the event loop's own thread, a batch at a time, rather than on an inference thread beside it. Requests
+    that arrive while a batch is worked on join the next one. The shipped batcher keeps the event loop free
+    while the model runs (/healthz answers meanwhile); this one blocks it for a batch, and so shows what the
+    second thread costs in CPU: the two threads take turns at Python's GIL around every numpy, Pillow and torch
+    call that releases it."""
+
+    def __init__(self, predictor, max_batch: int):
+        self.predictor, self.max_batch = predictor, max_batch
+        self.pending: list = []
+        self.task: asyncio.Task | None = None
+
+    async def predict_async(self, image, number: int):
+        future = asyncio.get_running_loop().create_future()
+        self.pending.append((image, number, future))
+        if self.task is None:
+            self.task = asyncio.ensure_future(self._serve())
+        return await future
+
+    async def _serve(self) -> None:
+        from digitsum.preprocess import load_digit
+
+        try:
+            while self.pending:
+                await asyncio.sleep(0)  # the requests that arrive meanwhile join this batch
+                batch, self.pending = self.pending[: self.max_batch], self.pending[self.max_batch :]
+                live = []
+                for image, number, future in batch:
+                    try:
+                        live.append((image if isinstance(image, np.ndarray) else load_digit(image), number, future))
+                    except Exception as error:  # noqa: BLE001 - fails that request alone, as the shipped batcher
+                        future.set_exception(error)
+                if live:
+                    predictions = self.predictor.predict_arrays(np.stack([x for x, _, _ in live]),
+                                                                [n for _, n, _ in live])
+                    for (_, _, future), prediction in zip(live, predictions, strict=True):
+                        future.set_result(prediction)
+        finally:
+            self.task = None
+
+    def close(self) -> None:
+        pass
 
 
 def http(kind, images, labels, requests: int) -> dict:
@@ -210,6 +266,7 @@ ROWS = [("PNG bytes (mean)", "png bytes", "{:.0f}"), ("multipart parser (Starlet
         ("JSON of the answer, as the app encodes it", "json", "{:.3f}"),
         ("JSON with the stdlib's json", "stdlib json", "{:.3f}"),
         (f"the whole app in process, {BATCH} in flight (all threads)", "app", "{:.3f}"),
+        ("the same, the batcher's work on the event loop instead (a probe, not served)", "app on the loop", "{:.3f}"),
         (f"`digitsum serve` over HTTP, {BATCH} in flight: server CPU", "http", "{:.3f}"),
         ("of which on the event loop's thread", "loop share", "{:.0%}")]
 

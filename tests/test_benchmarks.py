@@ -13,8 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from digitsum.config import TrainConfig
+from digitsum.errors import ImageError
 from digitsum.mixture import normalize
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -22,6 +24,7 @@ sys.path.insert(0, str(BENCHMARKS))  # benchmarks/ is a folder of scripts, not a
 
 import bench_profile  # noqa: E402
 import bench_recipe  # noqa: E402
+import bench_serve_profile  # noqa: E402
 import bench_time_to_accuracy as tta  # noqa: E402
 import compositional  # noqa: E402
 import fast_recipe_networks  # noqa: E402
@@ -434,3 +437,29 @@ def test_outlier_exposure_adds_the_digit_heads_cross_entropy_to_uniform_on_the_n
     all_real = Batch(batch.images, batch.numbers, torch.tensor([1, 2, 3, 4, 5, 6]), batch.numbers + 1, None)
     assert float(verdict_training.outlier_exposure(0.5)(outputs, all_real, cfg)) == float(
         digitsum_loss(outputs, all_real, cfg))
+
+
+def test_the_loop_batcher_probe_answers_as_the_predictor_and_fails_only_the_unreadable_image(mnist):
+    import asyncio
+
+    from digitsum.predict import load_model
+    from helpers import encode
+
+    predictor = load_model()
+    images = mnist["test"].images[:5].numpy()
+    drawing = encode(Image.fromarray(255 - images[0]).resize((140, 140)))  # dark on light, decoded by the batcher
+    calls = []
+    predict_arrays = predictor.predict_arrays
+    predictor.predict_arrays = lambda x, n: calls.append(len(x)) or predict_arrays(x, n)
+    batcher = bench_serve_profile.LoopBatcher(predictor, max_batch=4)
+
+    async def all_at_once():
+        jobs = [(drawing, 1), (b"not an image", 2), *[(images[i], i) for i in range(1, 5)]]
+        return await asyncio.gather(*(batcher.predict_async(x, n) for x, n in jobs), return_exceptions=True)
+
+    answers = asyncio.run(all_at_once())
+    del predictor.predict_arrays
+    assert isinstance(answers[1], ImageError)
+    assert calls == [3, 2]  # six queued at once, at most four taken, the unreadable one dropped from its call
+    expected = predictor.predict_batch([drawing, *images[1:5]], [1, 1, 2, 3, 4])
+    assert [(a.digit, a.sum) for a in answers[:1] + answers[2:]] == [(e.digit, e.sum) for e in expected]
