@@ -88,11 +88,13 @@ async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, r
     return int(status.split(b" ", 2)[1]), await reader.readexactly(int(headers[b"content-length"]))
 
 
-def start_server(checkpoint: str | None, extra: list[str]) -> tuple[subprocess.Popen, str, int]:
-    """A ``digitsum serve`` process on a free port: (process, host, port) once /healthz answers."""
+def start_server(checkpoint: str | None, extra: list[str], launcher: list[str] | None = None,
+                 ) -> tuple[subprocess.Popen, str, int]:
+    """A ``digitsum serve`` process on a free port: (process, host, port) once /healthz answers. ``launcher``
+    runs the command line (default ``python -m digitsum``; a probe's replaces a part of the server)."""
     import httpx
 
-    command = [sys.executable, "-m", "digitsum", "serve", "--port", "0", *extra]
+    command = [*(launcher or [sys.executable, "-m", "digitsum"]), "serve", "--port", "0", *extra]
     command += ["--checkpoint", checkpoint] if checkpoint else []
     log = tempfile.TemporaryFile("w+")  # a file, not a pipe: a full pipe would stall the server
     server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True)

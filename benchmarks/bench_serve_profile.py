@@ -215,6 +215,8 @@ class LoopBatcher:
                 batch, self.pending = self.pending[: self.max_batch], self.pending[self.max_batch :]
                 live = []
                 for image, number, future in batch:
+                    if future.done():  # cancelled while it waited: its client is gone
+                        continue
                     try:
                         live.append((image if isinstance(image, np.ndarray) else load_digit(image), number, future))
                     except Exception as error:  # noqa: BLE001 - fails that request alone, as the shipped batcher
@@ -223,7 +225,7 @@ class LoopBatcher:
                     predictions = self.predictor.predict_arrays(np.stack([x for x, _, _ in live]),
                                                                 [n for _, n, _ in live])
                     for (_, _, future), prediction in zip(live, predictions, strict=True):
-                        future.set_result(prediction)
+                        future.set_result(prediction)  # no await since the check above: none was cancelled since
         finally:
             self.task = None
 
@@ -231,10 +233,24 @@ class LoopBatcher:
         pass
 
 
+# ``digitsum serve`` with LoopBatcher in place of the shipped batcher (run from benchmarks/, as this script is).
+LOOP_SERVER = ("import sys, bench_serve_profile, digitsum.serve.app as app; "
+               "app.MicroBatcher = bench_serve_profile.LoopBatcher; "
+               "from digitsum.cli import main; sys.exit(main(sys.argv[1:]))")
+
+
 def http(kind, images, labels, requests: int) -> dict:
-    """bench_serve's load on a fresh ``digitsum serve``: its CPU per request, and its event loop thread's share."""
+    """bench_serve's load on a fresh ``digitsum serve``: its CPU per request, and its event loop thread's share;
+    then the same on a server whose batcher works on the event loop (the probe): its CPU per request."""
     bodies = [(predict_request(kind(x), i % 10), labels[i]) for i, x in enumerate(images)]
-    server, host, port = start_server(None, [])
+    out = server_http(bodies, requests, None)
+    probe = server_http(bodies, requests, [sys.executable, "-c", LOOP_SERVER])
+    return {**out, "http on the loop": probe["http"], "errors": out["errors"] + probe["errors"]}
+
+
+def server_http(bodies, requests: int, launcher) -> dict:
+    """One server's CPU per request under bench_serve's load, and its event loop thread's share."""
+    server, host, port = start_server(None, [], launcher)
     try:
         asyncio.run(load(host, port, bodies, WARMUP, BATCH))
         main0, all0 = thread_cpu(server.pid)
@@ -268,7 +284,8 @@ ROWS = [("PNG bytes (mean)", "png bytes", "{:.0f}"), ("multipart parser (Starlet
         (f"the whole app in process, {BATCH} in flight (all threads)", "app", "{:.3f}"),
         ("the same, the batcher's work on the event loop instead (a probe, not served)", "app on the loop", "{:.3f}"),
         (f"`digitsum serve` over HTTP, {BATCH} in flight: server CPU", "http", "{:.3f}"),
-        ("of which on the event loop's thread", "loop share", "{:.0%}")]
+        ("of which on the event loop's thread", "loop share", "{:.0%}"),
+        ("the same, the batcher's work on the event loop instead (the probe)", "http on the loop", "{:.3f}")]
 
 
 def render(figures: dict, size: dict, quick: bool) -> str:
