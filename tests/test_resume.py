@@ -61,6 +61,7 @@ def uninterrupted(mnist_dir, tmp_path_factory):
     # that assert_same_run compares, so a resumed run is checked whichever it is.
     best = json.loads((out / "metrics.json").read_text())["best_epoch"]
     saved = load_file(out / "model.safetensors")
+    assert saved.keys() == weights[best].keys()
     assert all(torch.equal(saved[name], tensor) for name, tensor in weights[best].items())
     return out, weights
 
