@@ -23,6 +23,7 @@ import asyncio
 import statistics
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -165,14 +166,11 @@ def stages(kind, images, labels, rounds: int) -> dict:
 
     out["stdlib json"] = per_request(lambda p: json.dumps(answer_json(p), separators=(",", ":")).encode(),
                                      predictions, rounds)
-    import digitsum.serve.app as app_module
+    from digitsum.serve import create_app
 
-    out["app"] = app_cpu(app_module.create_app(predictor), requests, rounds)
-    shipped, app_module.MicroBatcher = app_module.MicroBatcher, LoopBatcher
-    try:
-        probe = app_module.create_app(predictor)
-    finally:
-        app_module.MicroBatcher = shipped
+    out["app"] = app_cpu(create_app(predictor), requests, rounds)
+    with loop_batcher():
+        probe = create_app(predictor)
     out["app on the loop"] = app_cpu(probe, requests, rounds)
     return out
 
@@ -233,10 +231,28 @@ class LoopBatcher:
         pass
 
 
-# ``digitsum serve`` with LoopBatcher in place of the shipped batcher (run from benchmarks/, as this script is).
-LOOP_SERVER = ("import sys, bench_serve_profile, digitsum.serve.app as app; "
-               "app.MicroBatcher = bench_serve_profile.LoopBatcher; "
-               "from digitsum.cli import main; sys.exit(main(sys.argv[1:]))")
+@contextmanager
+def loop_batcher():
+    """While it lasts, the apps ``create_app`` builds get a LoopBatcher in place of the shipped batcher."""
+    import digitsum.serve.app as app_module
+
+    shipped, app_module.MicroBatcher = app_module.MicroBatcher, LoopBatcher
+    try:
+        yield
+    finally:
+        app_module.MicroBatcher = shipped
+
+
+def serve_on_the_loop(argv: list[str]) -> int:
+    """``digitsum ARGV`` (``serve ...``) with a LoopBatcher: the probe's server."""
+    from digitsum.cli import main
+
+    with loop_batcher():
+        return main(argv)
+
+
+# The probe's server as a command line (run from benchmarks/, as this script is).
+LOOP_SERVER = "import sys, bench_serve_profile; sys.exit(bench_serve_profile.serve_on_the_loop(sys.argv[1:]))"
 
 
 def http(kind, images, labels, requests: int) -> dict:
