@@ -13,6 +13,9 @@ validation split only, thresholds keeping ``KEEP`` of the validation digits (as 
 * ``energy``: log-sum-exp of the digit logits (Liu et al. 2020);
 * ``kNN, bank B, k K``: the cosine similarity to the K-th nearest of B training images' features (the rule's
   own score is B = 2,000, K = 10);
+* ``pixels' residual``: minus the norm of the 28x28 image the network sees (its pixels, 0-1) outside its top ``D``
+  principal directions over the training images, and ``pixels' kNN``: its cosine similarity, both centred on the
+  training images' mean, to the 10th nearest of 10,000 of them: scores of the input, not of the features;
 * ``per-class standardised``: the rule's scores standardised on the validation digits of the class the digit
   head reads, not on all of them;
 * the rule at thresholds keeping 99.7% and 99.6% of the validation digits;
@@ -83,6 +86,20 @@ def fitted_scores(train: Outputs, labels: torch.Tensor, val: Outputs) -> dict[st
         nearest = torch.stack([(((x - m) @ shared) * (x - m)).sum(1) for m in means], 1).min(1).values
         return -(nearest - (((x - mean) @ overall) * (x - mean)).sum(1))
 
+    pixels = train["pixels"]
+    pixel_mean = pixels.mean(0)
+    pixel_directions = torch.linalg.eigh(covariance(pixels - pixel_mean))[1]  # (784, 784), by increasing variance
+
+    def pixel_residual(kept: int) -> Score:
+        rest = pixel_directions[:, :-kept]
+        return lambda o: -((o["pixels"] - pixel_mean) @ rest).norm(dim=1)
+
+    def pixel_knn(bank: int, k: int) -> Score:
+        pick = torch.randperm(len(pixels), generator=torch.Generator().manual_seed(0))[:bank]
+        rows = torch.nn.functional.normalize(pixels[pick] - pixel_mean, dim=1)
+        return lambda o: torch.cat([(chunk @ rows.T).topk(k, 1).values[:, -1] for chunk in
+                                    torch.nn.functional.normalize(o["pixels"] - pixel_mean, dim=1).split(2000)])
+
     def energy(o: Outputs) -> torch.Tensor:
         return torch.logsumexp(o["logits"].double(), 1)
 
@@ -101,7 +118,10 @@ def fitted_scores(train: Outputs, labels: torch.Tensor, val: Outputs) -> dict[st
         return (((o["z"] - centre[c]) / spread[c]) * weights).sum(1)
 
     alone = {"residual, top 32 directions kept": residual(32), "residual, top 64 directions kept": residual(64),
-             "class Gaussians": class_gaussians, "relative Mahalanobis": relative, "energy": energy}
+             "class Gaussians": class_gaussians, "relative Mahalanobis": relative, "energy": energy,
+             "pixels' residual, top 32 directions kept": pixel_residual(32),
+             "pixels' residual, top 64 directions kept": pixel_residual(64),
+             "pixels' kNN, bank 10,000, k 10": pixel_knn(10000, 10)}
 
     def plus(score: Score) -> Score:  # the rule plus ``score`` standardised on the validation digits
         v = score(val)
@@ -141,6 +161,7 @@ def main(argv: list[str]) -> int:
         out = detectors.outputs(model, images)
         with torch.inference_mode():
             out["z"] = novelty.standardised(out["layers"], out["verdict"]).double()
+        out["pixels"] = torch.from_numpy(images.reshape(len(images), -1)).double() / 255
         return out
 
     on_train, on_val = outputs(train.images.numpy()), outputs(val.images.numpy())

@@ -20,7 +20,10 @@ Variants, joined by "+" (``bank30000+script``):
   are a digit-like shape with one stroke more (below);
 * ``vwW``: the verdict's binary cross-entropy counted ``W`` times in the loss (1 in the recipe);
 * ``mlp``: a verdict head with a hidden layer (image features -> ``MLP_HIDDEN`` ReLU units -> 1) in place of
-  the recipe's one linear layer; the run is measured with the same network.
+  the recipe's one linear layer; the run is measured with the same network;
+* ``lsX``: label smoothing ``X`` on both cross-entropies (``TrainConfig.label_smoothing``; 0.1 in the recipe):
+  smoothing pulls every digit's features toward the same distance from each class, which can hide how far an
+  image is from all of them.
 
     python benchmarks/verdict_training.py VARIANT [VARIANT ...] [--seed S]   (MNIST from $DIGITSUM_DATA)
 """
@@ -32,6 +35,7 @@ import contextlib
 import json
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -179,12 +183,12 @@ def with_script(kinds: tuple[str, ...]) -> tuple[str, ...]:
     return (*kinds[:last], "script", *kinds[last + 1:])
 
 
-WEIGHTED = ("bank", "oe", "vw")  # variants with a number
+WEIGHTED = ("bank", "oe", "vw", "ls")  # variants with a number
 
 
 def parse(name: str) -> list[tuple[str, float]]:
-    """A variant's changes, ("bank", N) ("oe", W) ("vw", W) ("script", 0) ("embellished", 0) ("mlp", 0), or one
-    line saying what is wrong."""
+    """A variant's changes, ("bank", N) ("oe", W) ("vw", W) ("ls", X) ("script", 0) ("embellished", 0) ("mlp",
+    0), or one line saying what is wrong."""
     changes = []
     for part in name.split("+"):
         kind = next((k for k in WEIGHTED if part.startswith(k)), part)
@@ -192,14 +196,23 @@ def parse(name: str) -> list[tuple[str, float]]:
             value = float(part[len(kind):]) if kind in WEIGHTED else 0.0
         except ValueError:
             value = -1.0
-        wellformed = {"bank": value > 0 and value.is_integer(), "oe": value > 0, "vw": value > 0, "script": True,
+        wellformed = {"bank": value > 0 and value.is_integer(), "oe": value > 0, "vw": value > 0,
+                      "ls": 0 <= value < 1, "script": True,
                       "embellished": True, "mlp": True, "base": True}
         if not wellformed.get(kind, False):
-            raise SystemExit(f"verdict_training: unknown variant {part!r} (base, bankN, oeW, vwW, script, "
+            raise SystemExit(f"verdict_training: unknown variant {part!r} (base, bankN, oeW, vwW, lsX, script, "
                              "embellished, mlp; joined by +)")
         if kind != "base":
             changes.append((kind, value))
     return changes
+
+
+def configured(cfg: TrainConfig, name: str) -> TrainConfig:
+    """The recipe with the variant's TrainConfig changes (``lsX``)."""
+    for kind, value in parse(name):
+        if kind == "ls":
+            cfg = replace(cfg, label_smoothing=value)
+    return cfg
 
 
 @contextlib.contextmanager
@@ -219,6 +232,8 @@ def variant(name: str):
                 loop.digitsum_loss = outlier_exposure(value)
             elif kind == "vw":
                 loop.digitsum_loss = verdict_weight(value)
+            elif kind == "ls":
+                continue  # a TrainConfig value: configured()
             elif kind == "mlp":
                 loop.build_model = checkpoint.build_model = with_mlp_verdict(checkpoint.build_model)
             else:
@@ -255,9 +270,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.variants:
         parse(name)  # every name checked before the first run
     data = verdict_weights.sets()
-    cfg = TrainConfig(seed=args.seed, threads=2)
+    base = TrainConfig(seed=args.seed, threads=2)
     rows = {}
     for name in args.variants:
+        cfg = configured(base, name)
         with tempfile.TemporaryDirectory() as out:
             with variant(name):  # measured inside it too: the checkpoint loads into the variant's network
                 train(model_for(cfg), cfg, out)
