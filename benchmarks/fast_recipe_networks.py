@@ -11,12 +11,19 @@ as this CPU runs and once under a lower capability (``ATEN_CPU_CAPABILITY=avx2 O
 the header line names the capability torch used. A probe for benchmarks/fast_recipe_probes.md, not in
 run_all (its answer did not change the recipe).
 
-    python benchmarks/fast_recipe_networks.py [--conv3 64 128] [--seeds 5] [--threads 2] [--quick] [--data-dir DIR]
+``--late-agreement W [W ...]`` also trains each width with the agreement term's weight (``consistency``, 0.5 in
+the recipe) ramped linearly from the recipe's to ``W`` over the run's last third of steps (issue 22 names "the
+agreement term's weight late in the schedule": the sum head is the one that lags, and late in the run the digit
+head it is pulled toward is at its best). A row per width and weight.
+
+    python benchmarks/fast_recipe_networks.py [--conv3 64 128] [--late-agreement W ...] [--seeds 5] [--threads 2]
+                                              [--quick] [--data-dir DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -30,22 +37,56 @@ from bench_time_to_accuracy import score
 from digitsum.config import model_for, recipe
 from digitsum.data import load_mnist
 from digitsum.evaluate import fixed_test_mixture
-from digitsum.training import Hooks, train
+from digitsum.training import Hooks, loop, train
+from digitsum.training.objective import digitsum_loss
 from notebook import EPOCHS
 from summary import spread, worst_seed
 
 QUICK = {"limit": 2000, "epochs": 1, "val_size": 1000, "test": 1000}  # a smoke run, not a measurement
 
 
-def run_seed(conv3: int, seed: int, threads: int, data_dir: str | None, test_mix, quick: dict) -> dict:
-    """One ``--recipe fast`` run with a ``conv3``-channel third convolution: per epoch its test (digit, sum), the
-    epoch it kept, its training seconds."""
+LATE = 2 / 3  # the share of the run's steps after which --late-agreement ramps the agreement weight
+
+
+def agreement_weight(recipe_weight: float, late: float | None, progress: float) -> float:
+    """The agreement term's weight at ``progress`` (steps done / the run's steps): the recipe's, ramped linearly
+    to ``late`` over the run's last third when ``late`` is given."""
+    if late is None or progress <= LATE:
+        return recipe_weight
+    return recipe_weight + (late - recipe_weight) * (progress - LATE) / (1 - LATE)
+
+
+@contextlib.contextmanager
+def late_agreement(late: float | None, epochs: int):
+    """While the block runs, training's loss weighs the agreement term by ``agreement_weight``; yields the
+    ``on_step`` hook that counts the steps done (StepDone gives the steps of an epoch)."""
+    done = [0, 0]  # steps done, steps in the run (known from the first StepDone)
+
+    def on_step(step) -> None:
+        done[0], done[1] = done[0] + 1, step.steps * epochs
+
+    def loss(outputs, batch, cfg):
+        progress = done[0] / done[1] if done[1] else 0.0
+        weight = agreement_weight(cfg.consistency, late, progress)
+        return digitsum_loss(outputs, batch, cfg if weight == cfg.consistency else replace(cfg, consistency=weight))
+
+    saved, loop.digitsum_loss = loop.digitsum_loss, loss
+    try:
+        yield on_step
+    finally:
+        loop.digitsum_loss = saved
+
+
+def run_seed(conv3: int, seed: int, threads: int, data_dir: str | None, test_mix, quick: dict,
+             late: float | None = None) -> dict:
+    """One ``--recipe fast`` run with a ``conv3``-channel third convolution (and ``late``: see
+    ``late_agreement``): per epoch its test (digit, sum), the epoch it kept, its training seconds."""
     cfg = recipe("fast", seed=seed, threads=threads, **{k: quick[k] for k in ("limit", "epochs", "val_size")
                                                        if k in quick})
     epochs: list[tuple[float, float]] = []
-    with tempfile.TemporaryDirectory(prefix="digitsum-bench-") as out:
+    with tempfile.TemporaryDirectory(prefix="digitsum-bench-") as out, late_agreement(late, cfg.epochs) as on_step:
         metrics = train(replace(model_for(cfg), conv3=conv3), cfg, out, data_dir=data_dir,
-                        hooks=Hooks(on_epoch=lambda record, model: epochs.append(
+                        hooks=Hooks(on_step=on_step, on_epoch=lambda record, model: epochs.append(
                             score(model, test_mix, quick.get("test")))))
     return {"epochs": epochs, "kept": metrics["best_epoch"], "seconds": metrics["train_seconds"]}
 
@@ -55,7 +96,7 @@ def worst(runs: list[dict], which) -> str:
     return worst_seed([which(run) for run in runs])
 
 
-def render(results: dict[int, list[dict]], replica: list[float], replica_epochs: int, threads: int,
+def render(results: dict[str, list[dict]], replica: list[float], replica_epochs: int, threads: int,
            command: str) -> str:
     capability = torch.backends.cpu.get_cpu_capability()
     isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "not set")
@@ -65,7 +106,8 @@ def render(results: dict[int, list[dict]], replica: list[float], replica_epochs:
         f"Measured by `{command}`: {threads} torch threads, torch CPU capability {capability}, ONEDNN_MAX_CPU_ISA "
         f"{isa}; the notebook replica's {replica_epochs} epochs {spread(replica)} s in the same run (the same seeds). "
         "Test digit / sum of the last epoch's weights per seed; the kept epoch is the one `digitsum train` keeps "
-        "(the best by validation).",
+        "(the best by validation). \"late agreement W\": the agreement term's weight ramped from the recipe's to W "
+        "over the run's last third.",
         "",
         "| conv3 | " + " | ".join(f"seed {s}" for s in range(seeds)) + " | worst head, last epoch | worst head, kept "
         "epoch (epochs kept) | training seconds | relative to the replica |",
@@ -84,6 +126,8 @@ def render(results: dict[int, list[dict]], replica: list[float], replica_epochs:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--conv3", type=int, nargs="+", default=[64, 128])
+    parser.add_argument("--late-agreement", type=float, nargs="+", default=[], metavar="W",
+                        help="also train each width with the agreement weight ramped to W over the last third")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="a smoke run at tiny size, not a measurement")
@@ -92,11 +136,13 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     quick = QUICK if args.quick else {}
     test_mix = fixed_test_mixture(load_mnist(args.data_dir, splits=("test",))["test"])
-    results = {conv3: [run_seed(conv3, seed, args.threads, args.data_dir, test_mix, quick)
-                       for seed in range(args.seeds)] for conv3 in args.conv3}
+    results = {(f"{conv3}" if late is None else f"{conv3}, late agreement {late:g}"):
+               [run_seed(conv3, seed, args.threads, args.data_dir, test_mix, quick, late) for seed in range(args.seeds)]
+               for conv3 in args.conv3 for late in [None, *args.late_agreement]}
     replica = replica_seconds(args.data_dir, args.seeds, quick)
-    flags = " ".join(["--conv3", *map(str, args.conv3), "--seeds", str(args.seeds), "--threads", str(args.threads)]
-                     + (["--quick"] if args.quick else []))
+    late = ["--late-agreement", *(f"{w:g}" for w in args.late_agreement)] if args.late_agreement else []
+    flags = " ".join(["--conv3", *map(str, args.conv3), *late, "--seeds", str(args.seeds), "--threads",
+                      str(args.threads)] + (["--quick"] if args.quick else []))
     command = f"python benchmarks/fast_recipe_networks.py {flags}"
     print(render(results, replica, quick.get("epochs", EPOCHS), args.threads, command), end="")
     return 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 import platform
 import re
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -261,15 +262,42 @@ def test_quick_recipe_benchmark_reports_every_variant(mnist_dir):
 
 def test_fast_recipe_networks_trains_each_width_and_names_the_kept_epoch_and_the_ratio(mnist_dir, capsys):
     assert fast_recipe_networks.main(["--quick", "--seeds", "1", "--threads", "1", "--conv3", "16", "32",
-                                      "--data-dir", str(mnist_dir)]) == 0
+                                      "--late-agreement", "4", "--data-dir", str(mnist_dir)]) == 0
     table = capsys.readouterr().out
-    rows = {line.split(" | ")[0]: line for line in table.splitlines() if line.startswith(("| 16 |", "| 32 |"))}
-    assert set(rows) == {"| 16", "| 32"}
+    rows = {line.split(" | ")[0]: line for line in table.splitlines() if line.startswith(("| 16", "| 32"))}
+    assert set(rows) == {"| 16", "| 32", "| 16, late agreement 4", "| 32, late agreement 4"}
+    assert "--late-agreement 4" in table
     for row in rows.values():  # seed 0's digit / sum, worst heads, the kept epoch (1 of 1), seconds, ratio
-        assert re.fullmatch(r"\| \d+ \| [\d.]+ / [\d.]+ \| [\d.]+% \(seed 0, (digit|sum)\) \| "
+        assert re.fullmatch(r"\| \d+(, late agreement 4)? \| [\d.]+ / [\d.]+ \| [\d.]+% \(seed 0, (digit|sum)\) \| "
                             r"[\d.]+% \(seed 0, (digit|sum)\) \(1\) \| [\d.]+ \| \d+\.\d\dx \|", row), row
     assert rows["| 16"].split(" | ")[1] != rows["| 32"].split(" | ")[1]  # two networks, two sets of figures
     assert f"torch CPU capability {torch.backends.cpu.get_cpu_capability()}" in table
+
+
+def test_late_agreement_ramps_the_agreement_weight_over_the_last_third_and_only_while_it_runs():
+    from digitsum.config import recipe
+    from digitsum.mixture import Batch
+    from digitsum.model import Logits
+    from digitsum.training import StepDone, loop
+    from digitsum.training.objective import digitsum_loss
+
+    weight = fast_recipe_networks.agreement_weight
+    assert weight(0.5, None, 0.99) == 0.5  # no ramp: the recipe's weight throughout
+    assert weight(0.5, 4.0, 0.0) == weight(0.5, 4.0, 2 / 3) == 0.5
+    assert weight(0.5, 4.0, 5 / 6) == pytest.approx(2.25) and weight(0.5, 4.0, 1.0) == pytest.approx(4.0)
+    g = torch.Generator().manual_seed(0)
+    digits, numbers = torch.randint(0, 10, (8,), generator=g), torch.randint(0, 10, (8,), generator=g)
+    batch = Batch(torch.zeros(8, 1, 28, 28), numbers, digits, digits + numbers)
+    outputs = Logits(torch.randn(8, 10, generator=g), torch.randn(8, 19, generator=g), None)
+    cfg, before = recipe("fast"), loop.digitsum_loss
+    with fast_recipe_networks.late_agreement(4.0, epochs=3) as on_step:
+        assert torch.equal(loop.digitsum_loss(outputs, batch, cfg), digitsum_loss(outputs, batch, cfg))  # step 0
+        for _ in range(25):  # 25 of 3 x 10 steps: progress 5/6
+            on_step(StepDone(step=1, steps=10, seconds=0.0, model=None))
+        assert torch.allclose(loop.digitsum_loss(outputs, batch, cfg),
+                              digitsum_loss(outputs, batch, replace(cfg, consistency=2.25)))
+        assert not torch.allclose(loop.digitsum_loss(outputs, batch, cfg), digitsum_loss(outputs, batch, cfg))
+    assert loop.digitsum_loss is before
 
 
 def test_compositional_is_run_by_run_all_and_trains_one_real_run(mnist_dir):
@@ -345,9 +373,23 @@ def test_verdict_training_adds_the_embellished_kind_the_mlp_head_and_the_verdict
     for both in ("script+embellished", "embellished+script"):  # the same kinds in either order
         with verdict_training.variant(both):
             assert sources.BROAD_KINDS == (*negatives.BROAD_KINDS[:-1], "script", "embellished"), both
-    for wrong in ("vw", "vw0", "mlp2", "embellish"):
+    for wrong in ("vw", "vw0", "mlp2", "embellish", "ls", "ls1", "ls-0.1"):
         with pytest.raises(SystemExit, match="unknown variant"), verdict_training.variant(wrong):
             pass
+
+
+def test_verdict_training_ls_changes_the_recipes_label_smoothing_and_nothing_else():
+    from digitsum.config import TrainConfig
+    from digitsum.training import loop
+
+    base = TrainConfig(seed=3)
+    assert verdict_training.parse("ls0") == [("ls", 0.0)]
+    assert verdict_training.configured(base, "ls0") == replace(base, label_smoothing=0.0)
+    assert verdict_training.configured(base, "bank500+ls0.05").label_smoothing == 0.05
+    assert verdict_training.configured(base, "bank500") == base
+    before = loop.digitsum_loss
+    with verdict_training.variant("ls0"):  # a config value only: training's code is untouched
+        assert loop.digitsum_loss is before
 
 
 def test_an_embellished_digit_keeps_its_ink_and_adds_new_ink_away_from_it(mnist):
@@ -369,19 +411,27 @@ def test_verdict_scores_rank_a_point_far_from_every_class_below_the_classes_own_
     centres = torch.randn(10, 80, generator=g) * 4  # ten classes' features, 80 dimensions (the top 64 and the rest)
     labels = torch.arange(10).repeat(60)  # (600,)
 
-    def outputs(features: torch.Tensor) -> dict:
-        n = len(features)
-        return {"features": features, "logits": torch.randn(n, 10, generator=g), "z": torch.randn(n, 6, generator=g)}
+    strokes = (torch.rand(10, 784, generator=g) < 0.15).double()  # ten classes' pictures (784 pixels, 0 or 1)
 
-    train = outputs(centres[labels] + torch.randn(600, 80, generator=g))
-    val = outputs(centres[labels[:200]] + torch.randn(200, 80, generator=g))
-    near = outputs(centres[:10] + torch.randn(10, 80, generator=g))
-    far = outputs(torch.randn(10, 80, generator=g) * 4 + 30)
+    def outputs(features: torch.Tensor, pixels: torch.Tensor) -> dict:
+        n = len(features)
+        return {"features": features, "logits": torch.randn(n, 10, generator=g), "z": torch.randn(n, 6, generator=g),
+                "pixels": pixels.clamp(0, 1)}
+
+    def pictures(classes: torch.Tensor) -> torch.Tensor:
+        return strokes[classes] + 0.05 * torch.randn(len(classes), 784, generator=g, dtype=torch.float64)
+
+    train = outputs(centres[labels] + torch.randn(600, 80, generator=g), pictures(labels))
+    val = outputs(centres[labels[:200]] + torch.randn(200, 80, generator=g), pictures(labels[:200]))
+    near = outputs(centres[:10] + torch.randn(10, 80, generator=g), pictures(torch.arange(10)))
+    far = outputs(torch.randn(10, 80, generator=g) * 4 + 30, torch.rand(10, 784, generator=g, dtype=torch.float64))
     scores = verdict_scores.fitted_scores(train, labels, val)
     assert {"rule (shipped)", "residual, top 32 directions kept", "class Gaussians", "relative Mahalanobis",
-            "rule + energy", "kNN, bank 2,000, k 10", "per-class standardised"} <= set(scores)
+            "rule + energy", "kNN, bank 2,000, k 10", "per-class standardised",
+            "pixels' residual, top 32 directions kept", "pixels' kNN, bank 10,000, k 10"} <= set(scores)
     for name in ("residual, top 32 directions kept", "class Gaussians", "relative Mahalanobis",
-                 "kNN, bank 2,000, k 10", "kNN, bank 50,000, k 1"):
+                 "kNN, bank 2,000, k 10", "kNN, bank 50,000, k 1", "pixels' residual, top 32 directions kept",
+                 "pixels' residual, top 64 directions kept", "pixels' kNN, bank 10,000, k 10"):
         assert float(scores[name](far).max()) < float(scores[name](near).min()), name
     weights = torch.tensor([2.0, 1, 1, 1, 1, 1], dtype=torch.float64)
     assert torch.allclose(scores["rule (shipped)"](near), (near["z"].double() * weights).sum(1))
