@@ -21,6 +21,11 @@ Variants, joined by "+" (``bank30000+script``):
 * ``vwW``: the verdict's binary cross-entropy counted ``W`` times in the loss (1 in the recipe);
 * ``mlp``: a verdict head with a hidden layer (image features -> ``MLP_HIDDEN`` ReLU units -> 1) in place of
   the recipe's one linear layer; the run is measured with the same network;
+* ``rotW``: self-supervision (Hendrycks et al. 2019, "Using self-supervised learning can improve model robustness
+  and uncertainty"): the network also learns which of four quarter turns each training digit was given, from its
+  image features (a linear head of 4 outputs), the cross-entropy counted ``W`` times; it costs a second pass of
+  the image branch over each batch's digits. Training only: the verdict and the rule read the network as always;
+  what the head teaches the features is what is measured;
 * ``lsX``: label smoothing ``X`` on both cross-entropies (``TrainConfig.label_smoothing``; 0.1 in the recipe):
   smoothing pulls every digit's features toward the same distance from each class, which can hide how far an
   image is from all of them.
@@ -142,6 +147,32 @@ def with_mlp_verdict(build):
     return build_mlp
 
 
+def with_rotation_head(build, built: list | None = None):
+    """``model.build_model`` whose networks also have ``rotation_head`` (image features -> 4 quarter turns); each
+    network it builds is appended to ``built`` when given (training's, for the loss to reach)."""
+    def build_rotating(cfg):
+        model = build(cfg)
+        model.rotation_head = torch.nn.Linear(cfg.hidden, 4)
+        if built is not None:
+            built.append(model)
+        return model
+    return build_rotating
+
+
+def rotation_term(weight: float, built: list):
+    """``weight`` times the cross-entropy of the last-built network's ``rotation_head`` on the batch's digits,
+    item ``i`` turned by ``i % 4`` quarter turns (the batch's order is already drawn at random)."""
+    def term(outputs, batch):
+        model = built[-1]
+        images = batch.images if batch.real is None else batch.images[batch.real]  # (B, 1, 28, 28)
+        turns = torch.arange(len(images)) % 4
+        turned = torch.cat([images[turns == t].rot90(int(t), dims=(2, 3)) for t in range(4)])
+        labels = torch.cat([turns[turns == t] for t in range(4)])
+        logits = model.rotation_head(model.features(turned.contiguous(memory_format=torch.channels_last)))
+        return weight * torch.nn.functional.cross_entropy(logits, labels)
+    return with_term(term)
+
+
 def with_term(term):
     """digitsum's loss (``loop.digitsum_loss`` as it is when called) plus ``term(outputs, batch)``."""
     base = loop.digitsum_loss
@@ -183,12 +214,12 @@ def with_script(kinds: tuple[str, ...]) -> tuple[str, ...]:
     return (*kinds[:last], "script", *kinds[last + 1:])
 
 
-WEIGHTED = ("bank", "oe", "vw", "ls")  # variants with a number
+WEIGHTED = ("bank", "oe", "vw", "ls", "rot")  # variants with a number
 
 
 def parse(name: str) -> list[tuple[str, float]]:
-    """A variant's changes, ("bank", N) ("oe", W) ("vw", W) ("ls", X) ("script", 0) ("embellished", 0) ("mlp",
-    0), or one line saying what is wrong."""
+    """A variant's changes, ("bank", N) ("oe", W) ("vw", W) ("ls", X) ("rot", W) ("script", 0) ("embellished",
+    0) ("mlp", 0), or one line saying what is wrong."""
     changes = []
     for part in name.split("+"):
         kind = next((k for k in WEIGHTED if part.startswith(k)), part)
@@ -197,11 +228,11 @@ def parse(name: str) -> list[tuple[str, float]]:
         except ValueError:
             value = -1.0
         wellformed = {"bank": value > 0 and value.is_integer(), "oe": value > 0, "vw": value > 0,
-                      "ls": 0 <= value < 1, "script": True,
+                      "ls": 0 <= value < 1, "rot": value > 0, "script": True,
                       "embellished": True, "mlp": True, "base": True}
         if not wellformed.get(kind, False):
-            raise SystemExit(f"verdict_training: unknown variant {part!r} (base, bankN, oeW, vwW, lsX, script, "
-                             "embellished, mlp; joined by +)")
+            raise SystemExit(f"verdict_training: unknown variant {part!r} (base, bankN, oeW, vwW, lsX, rotW, "
+                             "script, embellished, mlp; joined by +)")
         if kind != "base":
             changes.append((kind, value))
     return changes
@@ -236,6 +267,11 @@ def variant(name: str):
                 continue  # a TrainConfig value: configured()
             elif kind == "mlp":
                 loop.build_model = checkpoint.build_model = with_mlp_verdict(checkpoint.build_model)
+            elif kind == "rot":
+                built: list = []
+                loop.build_model = with_rotation_head(loop.build_model, built)
+                checkpoint.build_model = with_rotation_head(checkpoint.build_model)
+                loop.digitsum_loss = rotation_term(value, built)
             else:
                 sources.BROAD_KINDS = (with_script(sources.BROAD_KINDS) if kind == "script"
                                        else (*sources.BROAD_KINDS, "embellished"))

@@ -378,6 +378,37 @@ def test_verdict_training_adds_the_embellished_kind_the_mlp_head_and_the_verdict
             pass
 
 
+def test_verdict_training_rot_teaches_a_rotation_head_from_the_batchs_turned_digits(mnist):
+    from digitsum import checkpoint
+    from digitsum.config import ModelConfig, TrainConfig
+    from digitsum.mixture import Batch, normalize
+    from digitsum.training import loop
+
+    before = (loop.digitsum_loss, loop.build_model, checkpoint.build_model)
+    assert verdict_training.parse("rot0.5") == [("rot", 0.5)]
+    images = normalize(mnist["train"].images[:8])  # (8, 1, 28, 28)
+    digits, numbers = mnist["train"].labels[:8], torch.arange(8) % 10
+    batch = Batch(images, numbers, digits, digits + numbers)
+    cfg = TrainConfig()
+    with verdict_training.variant("rot0.5"):
+        model = loop.build_model(ModelConfig(verdict=True))  # training's network: the term reads this one
+        assert model.rotation_head.out_features == 4
+        assert checkpoint.build_model(ModelConfig(verdict=True)).rotation_head.out_features == 4  # loads it back
+        outputs = model(images, numbers)
+        extra = loop.digitsum_loss(outputs, batch, cfg) - before[0](outputs, batch, cfg)
+        turns = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])  # items 0 4 | 1 5 | 2 6 | 3 7, each group turned t times
+        turned = torch.cat([images[[t, t + 4]].rot90(t, dims=(2, 3)) for t in range(4)])
+        expected = 0.5 * torch.nn.functional.cross_entropy(model.rotation_head(model.features(turned)), turns)
+        assert torch.allclose(extra, expected, atol=1e-5) and float(extra.detach()) > 0
+        extra.backward()
+        assert model.rotation_head.weight.grad.abs().sum() > 0  # the head learns, and so do the features
+        assert model.image_branch[0][0].weight.grad.abs().sum() > 0
+    assert (loop.digitsum_loss, loop.build_model, checkpoint.build_model) == before
+    for wrong in ("rot", "rot0", "rot-1"):
+        with pytest.raises(SystemExit, match="unknown variant"), verdict_training.variant(wrong):
+            pass
+
+
 def test_verdict_training_ls_changes_the_recipes_label_smoothing_and_nothing_else():
     from digitsum.config import TrainConfig
     from digitsum.training import loop
