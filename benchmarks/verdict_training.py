@@ -266,7 +266,8 @@ def variant(name: str):
             elif kind == "ls":
                 continue  # a TrainConfig value: configured()
             elif kind == "mlp":
-                loop.build_model = checkpoint.build_model = with_mlp_verdict(checkpoint.build_model)
+                loop.build_model = with_mlp_verdict(loop.build_model)  # each wrapped as it is: rot may be there
+                checkpoint.build_model = with_mlp_verdict(checkpoint.build_model)
             elif kind == "rot":
                 built: list = []
                 loop.build_model = with_rotation_head(loop.build_model, built)

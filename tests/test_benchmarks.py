@@ -404,6 +404,11 @@ def test_verdict_training_rot_teaches_a_rotation_head_from_the_batchs_turned_dig
         assert model.rotation_head.weight.grad.abs().sum() > 0  # the head learns, and so do the features
         assert model.image_branch[0][0].weight.grad.abs().sum() > 0
     assert (loop.digitsum_loss, loop.build_model, checkpoint.build_model) == before
+    for both in ("rot0.5+mlp", "mlp+rot0.5"):  # either order: trained and loaded with both heads
+        with verdict_training.variant(both):
+            for build in (loop.build_model, checkpoint.build_model):
+                model = build(ModelConfig(verdict=True))
+                assert model.rotation_head.out_features == 4 and isinstance(model.verdict_head, torch.nn.Sequential)
     for wrong in ("rot", "rot0", "rot-1"):
         with pytest.raises(SystemExit, match="unknown variant"), verdict_training.variant(wrong):
             pass
