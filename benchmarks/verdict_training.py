@@ -24,8 +24,9 @@ Variants, joined by "+" (``bank30000+script``):
 * ``rotW``: self-supervision (Hendrycks et al. 2019, "Using self-supervised learning can improve model robustness
   and uncertainty"): the network also learns which of four quarter turns each training digit was given, from its
   image features (a linear head of 4 outputs), the cross-entropy counted ``W`` times; it costs a second pass of
-  the image branch over each batch's digits. Training only: the verdict and the rule read the network as always;
-  what the head teaches the features is what is measured;
+  the image branch over each batch's digits. The variant's row is its shipped verdict, which reads the network as
+  always (what the head taught the features); two more rows use the head itself, as the paper detects with: the
+  turns' score (``turns_score``, four passes of the image branch) alone, and added to the rule's logit;
 * ``lsX``: label smoothing ``X`` on both cross-entropies (``TrainConfig.label_smoothing``; 0.1 in the recipe):
   smoothing pulls every digit's features toward the same distance from each class, which can hide how far an
   image is from all of them.
@@ -51,7 +52,10 @@ import detectors
 import nondigits
 import verdict_weights
 from digitsum import checkpoint, negatives
+from digitsum.calibration import KEEP
 from digitsum.config import TrainConfig, model_for
+from digitsum.data import load_mnist
+from digitsum.mixture import normalize, split_train_val
 from digitsum.predict import load_model
 from digitsum.training import loop, sources, train
 
@@ -286,15 +290,53 @@ def measure(run: str, data: dict[str, np.ndarray]) -> dict:
     """The run's test accuracy, digits kept, and AUROC / share flagged of its shipped verdict on the dev sets."""
     metrics = json.loads((Path(run) / "metrics.json").read_text())
     predictor = load_model(run)
-    shipped = {k: nondigits.shipped(predictor, v) for k, v in data.items()}  # (score, is_digit)
-    mnist = shipped["D:MNIST test"][0]
+    return figures(metrics, {k: nondigits.shipped(predictor, v) for k, v in data.items()}, data)
+
+
+def turns_score(model, images28: np.ndarray, batch: int = 2000) -> np.ndarray:
+    """How surely a ``rot`` variant's network tells each of four quarter turns of each image (uint8 (N, 28, 28))
+    apart: the sum over the turns t of log P(t | the image turned t times) from its ``rotation_head``, the score
+    Hendrycks et al. 2019 detect with (higher: more like its training digits)."""
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(images28), batch):
+            x = normalize(torch.from_numpy(np.ascontiguousarray(images28[i:i + batch])))  # (B, 1, 28, 28)
+            out.append(sum(model.rotation_head(model.features(x.rot90(t, dims=(2, 3)))).log_softmax(1)[:, t]
+                           for t in range(4)))
+    return torch.cat(out).double().numpy()
+
+
+def turns_rows(run: str, data: dict[str, np.ndarray], val_images: np.ndarray) -> dict[str, dict]:
+    """A ``rot`` run's figures with the turns' score as the verdict, alone and added to the rule's logit (each
+    standardised on the validation digits), each threshold keeping ``KEEP`` of them, as the rule's does."""
+    metrics = json.loads((Path(run) / "metrics.json").read_text())
+    model, predictor = checkpoint.load_checkpoint(run).model.eval(), load_model(run)
+
+    def parts(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # (the rule's logit, the turns' score)
+        rule = np.clip(nondigits.shipped(predictor, images)[0], 1e-12, 1 - 1e-12)
+        return np.log(rule) - np.log1p(-rule), turns_score(model, images)
+
+    val = parts(val_images)
+    mean, sd = val[1].mean(), val[1].std()
+    by_set = {k: parts(v) for k, v in data.items()}
+    rows = {}
+    for name, combine in (("turns' score", lambda rule, turns: (turns - mean) / sd),
+                          ("rule + turns' score", lambda rule, turns: rule + (turns - mean) / sd)):
+        cut = np.quantile(combine(*val), 1 - KEEP)
+        rows[name] = figures(metrics, {k: (score := combine(*v), score >= cut) for k, v in by_set.items()}, data)
+    return rows
+
+
+def figures(metrics: dict, scored: dict[str, tuple[np.ndarray, np.ndarray]], data: dict[str, np.ndarray]) -> dict:
+    """A table row: test accuracy, digits kept, AUROC / share flagged from (score, passed) of every set."""
+    mnist = scored["D:MNIST test"][0]
     groups = {"far from any digit, pooled": [k for k in data if k[2:].startswith(nondigits.FAR)],
               "scribbles": ["N:" + nondigits.SCRIBBLES], "Omniglot non-Latin": ["N:" + nondigits.OMNIGLOT]}
     row = {"MNIST digit / sum": f"{100 * metrics['digit_accuracy']:.2f} / {100 * metrics['sum_accuracy']:.2f}",
-           **{f"{name[2:]} kept": f"{100 * shipped[name][1].mean():.2f}%" for name in ("D:MNIST test", "D:USPS test")}}
+           **{f"{name[2:]} kept": f"{100 * scored[name][1].mean():.2f}%" for name in ("D:MNIST test", "D:USPS test")}}
     for name, keys in groups.items():
-        score = np.concatenate([shipped[k][0] for k in keys])
-        flagged = np.concatenate([~shipped[k][1] for k in keys])
+        score = np.concatenate([scored[k][0] for k in keys])
+        flagged = np.concatenate([~scored[k][1] for k in keys])
         row[name] = f"{100 * detectors.auroc(mnist, score):.2f} / {100 * flagged.mean():.1f}%"
     return row
 
@@ -315,6 +357,10 @@ def main(argv: list[str] | None = None) -> int:
             with variant(name):  # measured inside it too: the checkpoint loads into the variant's network
                 train(model_for(cfg), cfg, out)
                 rows[name] = measure(out, data)
+                if any(kind == "rot" for kind, _ in parse(name)):
+                    val_images = split_train_val(load_mnist(None, splits=("train",))["train"], base)[1].images
+                    rows.update({f"{name}, {score}": row for score, row in
+                                 turns_rows(out, data, val_images.numpy()).items()})
         print(name, rows[name], flush=True, file=sys.stderr)
     columns = list(next(iter(rows.values())))
     print(f"seed {args.seed}; AUROC / flagged of the shipped verdict, % (the rule's own threshold)")

@@ -414,6 +414,35 @@ def test_verdict_training_rot_teaches_a_rotation_head_from_the_batchs_turned_dig
             pass
 
 
+def test_verdict_training_scores_a_rot_runs_turns_alone_and_with_the_rule(mnist, mnist_dir, tmp_path):
+    from digitsum.checkpoint import load_checkpoint
+    from digitsum.config import TrainConfig, model_for
+    from digitsum.mixture import normalize
+    from digitsum.training import train
+
+    cfg = TrainConfig(seed=0, threads=1, limit=1200, epochs=1, val_size=300)
+    images = mnist["test"].images.numpy()
+    noise = np.random.default_rng(0).integers(0, 256, (60, 28, 28), dtype=np.uint8)
+    data = {"D:MNIST test": images[:200], "D:USPS test": images[200:300], "N:photographs, whole": noise[:20],
+            "N:" + verdict_training.nondigits.SCRIBBLES: noise[20:40],
+            "N:" + verdict_training.nondigits.OMNIGLOT: noise[40:]}
+    with verdict_training.variant("rot0.5"):
+        train(model_for(cfg), cfg, tmp_path, data_dir=str(mnist_dir))
+        model = load_checkpoint(tmp_path).model.eval()
+        scores = verdict_training.turns_score(model, images[:5])
+        with torch.inference_mode():  # by hand: the log-probability of each turn, summed over the four
+            x = normalize(torch.from_numpy(images[:5]))
+            expected = sum(model.rotation_head(model.features(x.rot90(t, dims=(2, 3)))).log_softmax(1)[:, t]
+                           for t in range(4))
+        assert np.allclose(scores, expected.numpy(), atol=1e-5) and (scores < 0).all()
+        rows = verdict_training.turns_rows(str(tmp_path), data, mnist["train"].images[-300:].numpy())
+    assert set(rows) == {"turns' score", "rule + turns' score"}
+    for row in rows.values():
+        assert list(row) == ["MNIST digit / sum", "MNIST test kept", "USPS test kept", "far from any digit, pooled",
+                             "scribbles", "Omniglot non-Latin"]
+        assert all(re.fullmatch(r"[\d.]+ / [\d.]+%", row[k]) for k in list(row)[3:])
+
+
 def test_verdict_training_ls_changes_the_recipes_label_smoothing_and_nothing_else():
     from digitsum.config import TrainConfig
     from digitsum.training import loop
