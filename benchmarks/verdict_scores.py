@@ -64,7 +64,6 @@ def fitted_scores(train: Outputs, labels: torch.Tensor, val: Outputs) -> dict[st
 
     f = features(train)
     mean = f.mean(0)
-    directions = torch.linalg.eigh(covariance(f - mean))[1]  # (F, F), columns by increasing variance
     means = torch.stack([f[labels == c].mean(0) for c in range(NUM_DIGITS)])  # (10, F)
     shared = torch.linalg.inv(covariance(f - means[labels]))
     overall = torch.linalg.inv(covariance(f - mean))
@@ -73,9 +72,19 @@ def fitted_scores(train: Outputs, labels: torch.Tensor, val: Outputs) -> dict[st
         cov = covariance(f[labels == c] - means[c])
         own.append((means[c], torch.linalg.inv(cov), torch.logdet(cov)))
 
-    def residual(kept: int) -> Score:
-        rest = directions[:, :-kept]
-        return lambda o: -((features(o) - mean) @ rest).norm(dim=1)
+    def residuals(values: Callable[[Outputs], torch.Tensor]) -> Callable[[int], Score]:
+        """``residual(kept)``: minus the norm of ``values(o)`` (N, D) outside its top ``kept`` principal directions
+        over the training outputs."""
+        x = values(train)
+        centre = x.mean(0)
+        directions = torch.linalg.eigh(covariance(x - centre))[1]  # (D, D), columns by increasing variance
+
+        def residual(kept: int) -> Score:
+            rest = directions[:, :-kept]
+            return lambda o: -((values(o) - centre) @ rest).norm(dim=1)
+        return residual
+
+    residual = residuals(features)
 
     def class_gaussians(o: Outputs) -> torch.Tensor:
         x = features(o)
@@ -86,28 +95,19 @@ def fitted_scores(train: Outputs, labels: torch.Tensor, val: Outputs) -> dict[st
         nearest = torch.stack([(((x - m) @ shared) * (x - m)).sum(1) for m in means], 1).min(1).values
         return -(nearest - (((x - mean) @ overall) * (x - mean)).sum(1))
 
-    pixels = train["pixels"]
-    pixel_mean = pixels.mean(0)
-    pixel_directions = torch.linalg.eigh(covariance(pixels - pixel_mean))[1]  # (784, 784), by increasing variance
-
-    def pixel_residual(kept: int) -> Score:
-        rest = pixel_directions[:, :-kept]
-        return lambda o: -((o["pixels"] - pixel_mean) @ rest).norm(dim=1)
-
-    def pixel_knn(bank: int, k: int) -> Score:
-        pick = torch.randperm(len(pixels), generator=torch.Generator().manual_seed(0))[:bank]
-        rows = torch.nn.functional.normalize(pixels[pick] - pixel_mean, dim=1)
-        return lambda o: torch.cat([(chunk @ rows.T).topk(k, 1).values[:, -1] for chunk in
-                                    torch.nn.functional.normalize(o["pixels"] - pixel_mean, dim=1).split(2000)])
+    pixel_residual = residuals(lambda o: o["pixels"])
+    pixel_mean = train["pixels"].mean(0)
 
     def energy(o: Outputs) -> torch.Tensor:
         return torch.logsumexp(o["logits"].double(), 1)
 
-    def knn(bank: int, k: int) -> Score:
-        pick = torch.randperm(len(f), generator=torch.Generator().manual_seed(0))[:bank]
-        rows = torch.nn.functional.normalize(f[pick], dim=1)
+    def knn(bank: int, k: int, values: Callable[[Outputs], torch.Tensor] = features) -> Score:
+        """The cosine similarity of ``values(o)`` (N, D) to its ``k``-th nearest among ``bank`` training outputs'."""
+        x = values(train)
+        pick = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[:bank]
+        rows = torch.nn.functional.normalize(x[pick], dim=1)
         return lambda o: torch.cat([(chunk @ rows.T).topk(k, 1).values[:, -1] for chunk in
-                                    torch.nn.functional.normalize(features(o), dim=1).split(2000)])
+                                    torch.nn.functional.normalize(values(o), dim=1).split(2000)])
 
     reads = val["logits"].argmax(1)
     centre = torch.stack([val["z"][reads == c].mean(0) for c in range(NUM_DIGITS)])  # (10, 1 + L + 1)
@@ -121,7 +121,7 @@ def fitted_scores(train: Outputs, labels: torch.Tensor, val: Outputs) -> dict[st
              "class Gaussians": class_gaussians, "relative Mahalanobis": relative, "energy": energy,
              "pixels' residual, top 32 directions kept": pixel_residual(32),
              "pixels' residual, top 64 directions kept": pixel_residual(64),
-             "pixels' kNN, bank 10,000, k 10": pixel_knn(10000, 10)}
+             "pixels' kNN, bank 10,000, k 10": knn(10000, 10, lambda o: o["pixels"] - pixel_mean)}
 
     def plus(score: Score) -> Score:  # the rule plus ``score`` standardised on the validation digits
         v = score(val)
