@@ -57,16 +57,17 @@ def agreement_weight(recipe_weight: float, late: float | None, progress: float) 
 
 
 @contextlib.contextmanager
-def late_agreement(late: float | None, epochs: int):
+def late_agreement(late: float | None):
     """While the block runs, training's loss weighs the agreement term by ``agreement_weight``; yields the
-    ``on_step`` hook that counts the steps done (StepDone gives the steps of an epoch)."""
-    done = [0, 0]  # steps done, steps in the run (known from the first StepDone)
+    ``on_step`` hook that counts the steps done (StepDone gives the steps of an epoch, the loss's config the
+    epochs)."""
+    done = [0, 0]  # steps done, steps per epoch (known from the first StepDone)
 
     def on_step(step) -> None:
-        done[0], done[1] = done[0] + 1, step.steps * epochs
+        done[0], done[1] = done[0] + 1, step.steps
 
     def loss(outputs, batch, cfg):
-        progress = done[0] / done[1] if done[1] else 0.0
+        progress = done[0] / (done[1] * cfg.epochs) if done[1] else 0.0
         weight = agreement_weight(cfg.consistency, late, progress)
         return digitsum_loss(outputs, batch, cfg if weight == cfg.consistency else replace(cfg, consistency=weight))
 
@@ -84,7 +85,7 @@ def run_seed(conv3: int, seed: int, threads: int, data_dir: str | None, test_mix
     cfg = recipe("fast", seed=seed, threads=threads, **{k: quick[k] for k in ("limit", "epochs", "val_size")
                                                        if k in quick})
     epochs: list[tuple[float, float]] = []
-    with tempfile.TemporaryDirectory(prefix="digitsum-bench-") as out, late_agreement(late, cfg.epochs) as on_step:
+    with tempfile.TemporaryDirectory(prefix="digitsum-bench-") as out, late_agreement(late) as on_step:
         metrics = train(replace(model_for(cfg), conv3=conv3), cfg, out, data_dir=data_dir,
                         hooks=Hooks(on_step=on_step, on_epoch=lambda record, model: epochs.append(
                             score(model, test_mix, quick.get("test")))))

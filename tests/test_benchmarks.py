@@ -290,7 +290,8 @@ def test_late_agreement_ramps_the_agreement_weight_over_the_last_third_and_only_
     batch = Batch(torch.zeros(8, 1, 28, 28), numbers, digits, digits + numbers)
     outputs = Logits(torch.randn(8, 10, generator=g), torch.randn(8, 19, generator=g), None)
     cfg, before = recipe("fast"), loop.digitsum_loss
-    with fast_recipe_networks.late_agreement(4.0, epochs=3) as on_step:
+    assert cfg.epochs == 3
+    with fast_recipe_networks.late_agreement(4.0) as on_step:
         assert torch.equal(loop.digitsum_loss(outputs, batch, cfg), digitsum_loss(outputs, batch, cfg))  # step 0
         for _ in range(25):  # 25 of 3 x 10 steps: progress 5/6
             on_step(StepDone(step=1, steps=10, seconds=0.0, model=None))
