@@ -286,11 +286,20 @@ def variant(name: str):
             setattr(module, attr, value)
 
 
-def measure(run: str, data: dict[str, np.ndarray]) -> dict:
-    """The run's test accuracy, digits kept, and AUROC / share flagged of its shipped verdict on the dev sets."""
+def measure(run: str, data: dict[str, np.ndarray], val_images: np.ndarray | None = None) -> dict[str, dict]:
+    """Table rows, each named by what it adds to the variant's name: "" the run's test accuracy, digits kept, and
+    AUROC / share flagged of its shipped verdict on the dev sets; with the validation digits (a ``rot`` run), the
+    rows of ``turns_rows`` too."""
     metrics = json.loads((Path(run) / "metrics.json").read_text())
     predictor = load_model(run)
-    return figures(metrics, {k: nondigits.shipped(predictor, v) for k, v in data.items()}, data)
+    shipped = {k: nondigits.shipped(predictor, v) for k, v in data.items()}  # (score, is_digit)
+    rows = {"": figures(metrics, shipped, data)}
+    if val_images is not None:
+        model = checkpoint.load_checkpoint(run).model.eval()
+        turns = turns_rows(model, nondigits.shipped(predictor, val_images)[0], val_images,
+                           {k: score for k, (score, _) in shipped.items()}, data)
+        rows.update({f", {name}": figures(metrics, scored, data) for name, scored in turns.items()})
+    return rows
 
 
 def turns_score(model, images28: np.ndarray, batch: int = 2000) -> np.ndarray:
@@ -306,25 +315,24 @@ def turns_score(model, images28: np.ndarray, batch: int = 2000) -> np.ndarray:
     return torch.cat(out).double().numpy()
 
 
-def turns_rows(run: str, data: dict[str, np.ndarray], val_images: np.ndarray) -> dict[str, dict]:
-    """A ``rot`` run's figures with the turns' score as the verdict, alone and added to the rule's logit (each
-    standardised on the validation digits), each threshold keeping ``KEEP`` of them, as the rule's does."""
-    metrics = json.loads((Path(run) / "metrics.json").read_text())
-    model, predictor = checkpoint.load_checkpoint(run).model.eval(), load_model(run)
+def turns_rows(model, val_rule: np.ndarray, val_images: np.ndarray, rule: dict[str, np.ndarray],
+               data: dict[str, np.ndarray]) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """A ``rot`` run's (score, passed) of every set with the turns' score as the verdict, alone and added to the
+    rule's logit (each standardised on the validation digits), each threshold keeping ``KEEP`` of them, as the
+    rule's does. ``rule``: each set's shipped ``is_digit_score``; ``val_rule``: the validation digits'."""
+    def logit(score: np.ndarray) -> np.ndarray:
+        score = np.clip(score, 1e-12, 1 - 1e-12)
+        return np.log(score) - np.log1p(-score)
 
-    def parts(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # (the rule's logit, the turns' score)
-        rule = np.clip(nondigits.shipped(predictor, images)[0], 1e-12, 1 - 1e-12)
-        return np.log(rule) - np.log1p(-rule), turns_score(model, images)
-
-    val = parts(val_images)
+    val = logit(val_rule), turns_score(model, val_images)
     mean, sd = val[1].mean(), val[1].std()
-    by_set = {k: parts(v) for k, v in data.items()}
-    rows = {}
+    by_set = {k: (logit(rule[k]), turns_score(model, v)) for k, v in data.items()}
+    out = {}
     for name, combine in (("turns' score", lambda rule, turns: (turns - mean) / sd),
                           ("rule + turns' score", lambda rule, turns: rule + (turns - mean) / sd)):
         cut = np.quantile(combine(*val), 1 - KEEP)
-        rows[name] = figures(metrics, {k: (score := combine(*v), score >= cut) for k, v in by_set.items()}, data)
-    return rows
+        out[name] = {k: (score := combine(*v), score >= cut) for k, v in by_set.items()}
+    return out
 
 
 def figures(metrics: dict, scored: dict[str, tuple[np.ndarray, np.ndarray]], data: dict[str, np.ndarray]) -> dict:
@@ -350,17 +358,17 @@ def main(argv: list[str] | None = None) -> int:
         parse(name)  # every name checked before the first run
     data = verdict_weights.sets()
     base = TrainConfig(seed=args.seed, threads=2)
+    rotating = [any(kind == "rot" for kind, _ in parse(name)) for name in args.variants]
+    val_images = (split_train_val(load_mnist(None, splits=("train",))["train"], base)[1].images.numpy()
+                  if any(rotating) else None)  # for the rotation head's own score
     rows = {}
-    for name in args.variants:
+    for name, rot in zip(args.variants, rotating, strict=True):
         cfg = configured(base, name)
         with tempfile.TemporaryDirectory() as out:
             with variant(name):  # measured inside it too: the checkpoint loads into the variant's network
                 train(model_for(cfg), cfg, out)
-                rows[name] = measure(out, data)
-                if any(kind == "rot" for kind, _ in parse(name)):
-                    val_images = split_train_val(load_mnist(None, splits=("train",))["train"], base)[1].images
-                    rows.update({f"{name}, {score}": row for score, row in
-                                 turns_rows(out, data, val_images.numpy()).items()})
+                rows.update({name + suffix: row for suffix, row in
+                             measure(out, data, val_images if rot else None).items()})
         print(name, rows[name], flush=True, file=sys.stderr)
     columns = list(next(iter(rows.values())))
     print(f"seed {args.seed}; AUROC / flagged of the shipped verdict, % (the rule's own threshold)")

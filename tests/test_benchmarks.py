@@ -436,8 +436,8 @@ def test_verdict_training_scores_a_rot_runs_turns_alone_and_with_the_rule(mnist,
             expected = sum(model.rotation_head(model.features(x.rot90(t, dims=(2, 3)))).log_softmax(1)[:, t]
                            for t in range(4))
         assert np.allclose(scores, expected.numpy(), atol=1e-5) and (scores < 0).all()
-        rows = verdict_training.turns_rows(str(tmp_path), data, mnist["train"].images[-300:].numpy())
-    assert set(rows) == {"turns' score", "rule + turns' score"}
+        rows = verdict_training.measure(str(tmp_path), data, mnist["train"].images[-300:].numpy())
+    assert set(rows) == {"", ", turns' score", ", rule + turns' score"}  # the shipped verdict's, then the turns'
     for row in rows.values():
         assert list(row) == ["MNIST digit / sum", "MNIST test kept", "USPS test kept", "far from any digit, pooled",
                              "scribbles", "Omniglot non-Latin"]
