@@ -33,6 +33,7 @@ class Outputs:
     sum_logits: torch.Tensor | None = None  # (N, 19)
     is_digit_scores: torch.Tensor | None = None  # (N,) the verdict head's probability that each is a digit
     is_digit: torch.Tensor | None = None  # (N,) bool: read as a digit by the calibration's rule
+    features: torch.Tensor | None = None  # (N, F) the image features the heads read (``infer`` keeps them)
 
     @property
     def digits(self) -> torch.Tensor:
@@ -54,10 +55,11 @@ def infer(model: DigitSumNet, mixture: NumberMixture, start: int = 0, stop: int 
     mixture, in evaluation mode (the model's own mode is put back afterwards). ``on_batch`` is told how
     many items each batch held (a progress bar)."""
     device = model_device(model)
-    digit, total, verdict = [], [], []
+    digit, total, verdict, features = [], [], [], []
     with evaluating(model):
         for batch in mixture.batches(BATCH_SIZE, start, stop):
-            outputs = model(batch.images.to(device), batch.numbers.to(device))  # Logits
+            outputs, feats = model.read(batch.images.to(device), batch.numbers.to(device))  # Logits, (B, F)
+            features.append(feats.float().cpu())
             digit.append(outputs.digit.float().cpu())
             total.append(outputs.sum.float().cpu())
             if outputs.verdict is not None:
@@ -66,7 +68,8 @@ def infer(model: DigitSumNet, mixture: NumberMixture, start: int = 0, stop: int 
                 on_batch(len(batch.numbers))
     logits = Logits(torch.cat(digit), torch.cat(total), torch.cat(verdict) if verdict else None)
     out = (calibration or Calibration()).apply(logits)
-    return Outputs(out.digit_probs, out.sum_probs, logits.digit, logits.sum, out.is_digit_scores, out.is_digit)
+    return Outputs(out.digit_probs, out.sum_probs, logits.digit, logits.sum, out.is_digit_scores, out.is_digit,
+                   torch.cat(features))
 
 
 def calibrate(model: DigitSumNet, mixture: NumberMixture, fitted_on: str) -> Calibration:
@@ -80,16 +83,19 @@ def calibrate(model: DigitSumNet, mixture: NumberMixture, fitted_on: str) -> Cal
 
 @torch.inference_mode()
 def all_pairs(model: DigitSumNet, images: torch.Tensor, batch_size: int = 2000,
-              on_batch: Callable[[int], None] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+              on_batch: Callable[[int], None] | None = None,
+              features: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Predicted (digit, sum) for every image (N, 28, 28 uint8) with every number 0-9 -> (N, 10) each.
 
-    The image branch runs once per image; only the heads run for each of the ten numbers.
+    The image branch runs once per image, or not at all when ``features`` holds the images' features (N, F)
+    from ``infer``; only the heads run for each of the ten numbers.
     """
     device = model_device(model)
     digits, sums = [], []
     with evaluating(model):
         for i in range(0, len(images), batch_size):
-            feats = model.features(normalize(images[i : i + batch_size]).to(device))  # (B, F)
+            feats = (model.features(normalize(images[i : i + batch_size]).to(device)) if features is None
+                     else features[i : i + batch_size].to(device))  # (B, F)
             b = len(feats)
             numbers = torch.arange(NUM_NUMBERS, device=device).repeat(b)  # (B*10,)
             heads = model.heads(feats.repeat_interleave(NUM_NUMBERS, 0), numbers)  # (B*10, 10), (B*10, 19)
@@ -173,7 +179,7 @@ def evaluate(model: DigitSumNet, test, calibration: Calibration | None = None,
     calibration = calibration or Calibration()
     mixture = fixed_test_mixture(test)
     out = infer(model, mixture, calibration=calibration, on_batch=on_batch)
-    pair_digits, pairs = all_pairs(model, mixture.images, on_batch=on_batch)  # (N, 10) each
+    pair_digits, pairs = all_pairs(model, mixture.images, on_batch=on_batch, features=out.features)  # (N, 10) each
     card = metrics(out.digits, out.sums, mixture.labels, mixture.numbers)
     per_digit = card.pop("per_digit_accuracy")  # keeps the order of the keys evaluate --json has always had
     card.update({"all_pairs_sum_accuracy": all_pairs_accuracy(pairs, mixture.labels), "all_pairs_n": pairs.numel(),

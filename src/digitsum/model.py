@@ -57,9 +57,14 @@ class DigitSumNet(nn.Module):
 
     def forward(self, images: torch.Tensor, numbers: torch.Tensor) -> Logits:
         """(B, 1, 28, 28) images and (B,) numbers -> Logits: digit (B, 10), sum (B, 19), verdict (B,) or None."""
+        return self.read(images, numbers)[0]
+
+    def read(self, images: torch.Tensor, numbers: torch.Tensor) -> tuple[Logits, torch.Tensor]:
+        """``forward``'s Logits, and the image features (B, F) they were read from: other numbers' heads can
+        reuse them (``evaluate.all_pairs``)."""
         features = self.features(images)
         digit_logits, sum_logits = self.heads(features, numbers)
-        return Logits(digit_logits, sum_logits, self.verdict(features) if self.has_verdict else None)
+        return Logits(digit_logits, sum_logits, self.verdict(features) if self.has_verdict else None), features
 
 
 class FusedNet(DigitSumNet):

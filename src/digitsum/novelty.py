@@ -209,9 +209,14 @@ class NoveltyNet(nn.Module):
         return self.model.heads(features, numbers)
 
     def forward(self, images, numbers) -> Logits:
+        return self.read(images, numbers)[0]
+
+    def read(self, images, numbers) -> tuple[Logits, torch.Tensor]:
+        """As ``DigitSumNet.read``: the Logits, the rule's logit as the verdict, and the image features."""
         layers = branch_layers(self.model.image_branch, images)
         digit_logits, sum_logits = self.model.heads(layers[-1], numbers)  # (B, 10), (B, 19)
-        return Logits(digit_logits, sum_logits, self.novelty(layers, self.model.verdict(layers[-1])))  # verdict (B,)
+        verdict = self.novelty(layers, self.model.verdict(layers[-1]))  # (B,)
+        return Logits(digit_logits, sum_logits, verdict), layers[-1]
 
 
 def with_novelty(model: nn.Module, novelty: Novelty | None) -> nn.Module:
