@@ -90,6 +90,7 @@ def test_warm_up_reaches_the_peak_rate_after_its_share_of_the_run():
     assert rates[-1] < 1e-6
 
 
+@pytest.mark.one_cpu  # a clock and hooks: no figure of the weights
 def test_on_step_sees_each_step_and_its_time_is_not_training_time(mnist_dir, tmp_path, monkeypatch):
     now = [0.0]
 
