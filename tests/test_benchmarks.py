@@ -30,7 +30,9 @@ import bench_time_to_accuracy as tta  # noqa: E402
 import compositional  # noqa: E402
 import fast_recipe_networks  # noqa: E402
 import handwriting  # noqa: E402
+import nondigits  # noqa: E402
 import notebook  # noqa: E402
+import passed  # noqa: E402
 import run_all  # noqa: E402
 import summary  # noqa: E402
 import verdict_scores  # noqa: E402
@@ -579,3 +581,33 @@ def test_the_loop_batcher_probe_answers_as_the_predictor_and_fails_only_the_unre
     assert calls == [3, 2]  # six queued at once, at most four taken, the unreadable one dropped from its call
     expected = predictor.predict_batch([drawing, *images[1:5]], [1, 1, 2, 3, 4])
     assert [(a.digit, a.sum) for a in answers[:1] + answers[2:]] == [(e.digit, e.sum) for e in expected]
+
+
+def test_passed_draws_what_the_shipped_verdict_reads_as_digits(tmp_path, capsys):
+    from digitsum.predict import load_model
+
+    assert passed.main([str(tmp_path / "sheets"), "--quick", "--sample", "4"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    sets = nondigits.nondigit_sets(nondigits.QUICK)
+    assert len(lines) == len(sets)
+    predictor, counts = load_model(), {}
+    for line, name in zip(lines, sets, strict=True):
+        match = re.fullmatch(re.escape(name) + r": (\d+) images \((\d+) refused by preprocessing\), (\d+) read as "
+                             r"digits( \(is_digit_score: median [\d.]+, 10th-90th percentile [\d.]+-[\d.]+\))?, "
+                             r"(\d+) of them in (\S+\.png)", line)
+        assert match, line
+        total, read, shown = int(match[1]), int(match[3]), int(match[5])
+        assert shown == min(4, read) and match[6] == passed.file_name(name)
+        assert (match[4] is None) == (read == 0)  # the scores' spread, where any pass
+        with Image.open(tmp_path / "sheets" / match[6]) as sheet:  # one row of tiles, whatever it holds
+            assert sheet.size == (passed.COLUMNS * (passed.TILE + 4), passed.TILE + passed.LABEL + 4)
+            tiles = np.asarray(sheet)[2 : 2 + passed.TILE]
+        inked = [bool(tiles[:, 2 + i * (passed.TILE + 4) :][:, : passed.TILE].max() > 40) for i in range(4)]
+        assert inked == [i < shown for i in range(4)]  # a tile for each image shown, the rest background
+        counts[name] = (total, read)
+    arrays, _ = nondigits.preprocessed(sets[nondigits.OMNIGLOT])
+    verdicts = [p.is_digit for p in predictor.predict_arrays(arrays, [0] * len(arrays))]
+    assert counts[nondigits.OMNIGLOT] == (len(arrays), sum(verdicts))  # what predict says, counted
+    assert 0 < sum(verdicts) < len(verdicts)
+    assert passed.main([str(tmp_path / "x"), "--sample", "0"]) == 2
+    assert "--sample must be at least 1" in capsys.readouterr().err
