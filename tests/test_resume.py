@@ -104,6 +104,7 @@ def resume_cli(capsys, run: Path, mnist_dir) -> tuple[int, str, str]:
     return code, out, err
 
 
+@pytest.mark.one_cpu  # what kernels could change here, the resume after Ctrl-C checks as another CPU
 def test_killed_mid_epoch_then_resumed_ends_bitwise_equal(uninterrupted, mnist_dir, tmp_path, capsys):
     reference, weights = uninterrupted
     killed = start_and_interrupt(tmp_path / "killed", mnist_dir, signal.SIGKILL)
@@ -143,7 +144,7 @@ def test_resumed_after_ctrl_c_ends_bitwise_equal(stopped, uninterrupted, mnist_d
     assert_same_run(run, uninterrupted[0])
 
 
-@pytest.mark.one_cpu  # what kernels could change here, the killed run's resume checks as another CPU
+@pytest.mark.one_cpu  # what kernels could change here, the resume after Ctrl-C checks as another CPU
 def test_damaged_state_is_one_line_error_and_the_previous_one_still_resumes(stopped, uninterrupted, mnist_dir,
                                                                             tmp_path, capsys):
     run = Path(shutil.copytree(stopped[0], tmp_path / "run"))
