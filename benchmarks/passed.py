@@ -20,9 +20,10 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 import nondigits
-from digitsum.cli.common import Parser, UsageError, add_checkpoint
+from digitsum.cli.common import Parser, add_checkpoint
 from digitsum.files import atomic_write_bytes
 from digitsum.predict import load_model
+from run_all import parse_flags
 
 SEED = 0  # which passed images a sheet shows, when more pass than it holds
 COLUMNS, TILE, LABEL = 15, 56, 16  # tiles per row; pixels a tile (a 28x28 image at 2x), and under it
@@ -74,12 +75,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", type=Path, help="folder for the sheets (made if missing)")
     parser.add_argument("--sample", type=int, default=150, help="most images a sheet shows (default 150)")
     add_checkpoint(parser)
-    try:
-        args = parser.parse_args(argv)
+
+    def check(args) -> None:
         if args.sample < 1:
             parser.error(f"--sample must be at least 1, got {args.sample}")
-    except UsageError as error:
-        print(error, file=sys.stderr)
+
+    args = parse_flags(parser, argv, check)
+    if args is None:
         return 2
     print("\n".join(run(args.out, args.quick, args.checkpoint, args.sample)))
     return 0

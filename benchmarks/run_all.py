@@ -23,6 +23,7 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -151,6 +152,20 @@ def add_bench_flags(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
+def parse_flags(parser: argparse.ArgumentParser, argv: list[str] | None,
+                check: Callable[[argparse.Namespace], None] | None = None) -> argparse.Namespace | None:
+    """``parser``'s flags from ``argv``, checked by ``check(args)`` (which calls ``parser.error``); None when they
+    are refused, after printing the one-line error (``Parser``'s) to stderr: the caller exits 2."""
+    try:
+        args = parser.parse_args(argv)
+        if check:
+            check(args)
+    except UsageError as error:
+        print(error, file=sys.stderr)
+        return None
+    return args
+
+
 def plain_main(run, description: str, argv: list[str] | None = None) -> int:
     """The command line of a benchmark that takes only ``--quick`` and ``--data-dir``; prints
     ``run(quick, data_dir)``."""
@@ -163,12 +178,13 @@ def standalone(run, description: str, argv: list[str] | None = None) -> int:
     """The command line of one benchmark script: ``--quick``, ``--data-dir``, ``--threads``; prints its section."""
     parser = add_bench_flags(Parser(prog=Path(sys.argv[0]).name, description=description))
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    try:
-        args = parser.parse_args(argv)
+
+    def check(args) -> None:
         if args.threads < 0:
             parser.error(f"--threads must be non-negative, got {args.threads}")
-    except UsageError as error:
-        print(error, file=sys.stderr)
+
+    args = parse_flags(parser, argv, check)
+    if args is None:
         return 2
     print(run(args.quick, args.data_dir, args.threads))
     return 0
@@ -181,10 +197,8 @@ def checkpoint_main(run, description: str, argv: list[str] | None = None) -> int
 
     parser = add_bench_flags(Parser(prog=Path(sys.argv[0]).name, description=description))
     add_checkpoint(parser)
-    try:
-        args = parser.parse_args(argv)
-    except UsageError as error:
-        print(error, file=sys.stderr)
+    args = parse_flags(parser, argv)
+    if args is None:
         return 2
     print(run(args.quick, args.data_dir, 1, args.checkpoint))
     return 0

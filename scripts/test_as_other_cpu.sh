@@ -4,8 +4,8 @@
 # (default: no vector kernels), oneDNN's to ONEDNN_MAX_CPU_ISA
 # (default SSE41), on one thread. The same seed then trains other weights than on this machine's own
 # kernels, so a test that holds only for the weights one CPU happens to train fails here. Tests marked one_cpu
-# (pyproject.toml) are left out: what kernels could change in them, another test here checks. .ci/run calls it after the whole
-# suite; extra arguments go to pytest.
+# (pyproject.toml) are left out: what kernels could change in them, another test here checks. .ci/run calls it
+# after the whole suite; extra arguments go to pytest.
 #
 #   scripts/test_as_other_cpu.sh                                   # as .ci/run runs it
 #   ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 scripts/test_as_other_cpu.sh   # an AVX2 machine, on an AVX-512 one
