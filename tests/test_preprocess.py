@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import io
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter, PngImagePlugin
 
-from digitsum.preprocess import ImageError, decode, open_image, to_mnist
+from digitsum.preprocess import ImageError, decode, open_image, resample, to_mnist
+from digitsum.preprocess import digit as digit_module
+from digitsum.preprocess.ink import median
 from digitsum.preprocess.pixels import grey_alpha
 from digitsum.preprocess.strokes import stroke_width
-from helpers import encode, png_header
+from helpers import encode, load_script, png_header
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def drawn(digit: np.ndarray, scale: int = 12, canvas: tuple[int, int] = (500, 420), at: tuple[int, int] = (30, 60)):
@@ -239,3 +245,62 @@ def test_small_images_become_full_size_digits(mnist, side):
         assert out.shape == (28, 28) and out.max() == 255
         assert bbox_side(out) in (19, 20, 21)
         assert np.abs(np.array(centre_of_mass(out)) - 14).max() <= 1
+
+
+def pillow_lanczos(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return np.asarray(Image.fromarray(x.astype(np.float32)).resize(size, Image.Resampling.LANCZOS), dtype=np.float32)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_lanczos_resize_is_pillows_to_its_last_bits(seed):
+    """Up and down, one axis or both, either pass first: resample.lanczos gives Pillow's float32 pixels, a sum
+    run in another order changing the last bits of a rare one (the passes in the other order would change a fifth)."""
+    rng = np.random.default_rng(seed)
+    same = total = 0
+    for _ in range(60):
+        h, w = (int(n) for n in rng.integers(1, resample.KEPT_SIDE + 1, 2))
+        x = rng.random((h, w), dtype=np.float32) * float(rng.choice([1.0, 255.0]))
+        if rng.random() < 0.5:
+            x = (x > 0.6 * x.max()).astype(np.float32)  # ink and background, as find_ink makes them
+        size = (int(rng.integers(1, resample.KEPT_SIDE + 1)), int(rng.integers(1, resample.KEPT_SIDE + 1)))
+        size = [size, (w, size[1]), (size[0], h), (w, h)][int(rng.integers(0, 4))]
+        ours, pillows = resample.lanczos(x, size), pillow_lanczos(x, size)
+        assert ours.dtype == np.float32 and ours.shape == pillows.shape == (size[1], size[0])
+        np.testing.assert_allclose(ours, pillows, rtol=0, atol=4 * float(np.spacing(np.float32(max(x.max(), 1)))))
+        same, total = same + int((ours == pillows).sum()), total + ours.size
+    assert same >= 0.999 * total
+    photo = rng.random((300, 200), dtype=np.float32)  # larger than the kept weights' sizes: Pillow's own call
+    assert np.array_equal(resample.lanczos(photo, (80, 120)), pillow_lanczos(photo, (80, 120)))
+
+
+def test_page_drawings_preprocess_to_the_pixels_pillows_resize_gives(mnist, monkeypatch):
+    """The kept Lanczos weights change no pixel of a digit: the page's ink boxes, large dark-on-white scans and
+    small images come out as they do through Pillow's own resize."""
+    style = load_script(REPO / "benchmarks" / "user_style.py")
+    images = []
+    for i, x in enumerate(mnist["test"].images[:240].numpy()):
+        kind = i % 3
+        images.append(style.page_picture(style.page_pad(x)) if kind == 0 else
+                      Image.fromarray(255 - x).resize((90 + i, 140), Image.Resampling.BILINEAR) if kind == 1 else
+                      Image.fromarray(x).resize((16, 16), Image.Resampling.BOX))
+    ours = [to_mnist(image) for image in images]
+    monkeypatch.setattr(digit_module, "lanczos", pillow_lanczos)
+    assert all(np.array_equal(a, to_mnist(image)) for a, image in zip(ours, images, strict=True))
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 260, 261])
+def test_median_is_numpys(n):
+    rng = np.random.default_rng(n)
+    for values in (rng.random(n, dtype=np.float32) * 255, rng.integers(0, 256, n).astype(np.int16),
+                   np.round(rng.random((n, 1)) * 3)):
+        assert median(values) == float(np.median(values))
+
+
+@pytest.mark.parametrize("size", [(1, 1), (28, 28), (64, 37), (70000, 3)])
+def test_a_png_s_declared_size_is_read_from_its_header_as_pillow_reads_it(size):
+    png = encode(Image.new("L", size))
+    with Image.open(io.BytesIO(png)) as image:
+        assert decode.declared_pixels(png) == image.width * image.height == size[0] * size[1]
+    assert decode.declared_pixels(png_header(30000, 30000)) == 900_000_000
+    assert decode.declared_pixels(encode(Image.new("L", size), "BMP")) == size[0] * size[1]  # other formats: Pillow
+    assert decode.declared_pixels(png[:20]) is None and decode.declared_pixels(b"not an image") is None

@@ -7,12 +7,12 @@ from PIL import Image
 
 from ..config import BOX, CENTRE, SIDE
 from ..errors import ImageError
-from .ink import MIN_CONTRAST, border, find_ink
+from .ink import MIN_CONTRAST, border, find_ink, median
 from .pixels import greyscale
+from .resample import lanczos
 from .strokes import SCALE, even_strokes
 
 CENTRE_TOLERANCE = 0.75  # pixels: how far from CENTRE an image's centre of mass may be to count as MNIST-style
-RESAMPLE = Image.Resampling.LANCZOS
 NO_INK = "has no ink: it is blank or too faint (draw the digit darker or thicker)"
 
 
@@ -25,7 +25,7 @@ def is_mnist_style(image: Image.Image) -> bool:
         return False
     x = np.asarray(image.convert("RGBA"), dtype=np.int16)  # (28, 28, 4)
     grey = (x[..., 0] == x[..., 1]).all() and (x[..., 1] == x[..., 2]).all() and (x[..., 3] == 255).all()
-    if not (grey and np.median(border(x[..., 0])) == 0 and x[..., 0].max() > MIN_CONTRAST):
+    if not (grey and median(border(x[..., 0])) == 0 and x[..., 0].max() > MIN_CONTRAST):
         return False
     ink = x[..., 0].astype(np.float64)  # (28, 28)
     rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
@@ -64,7 +64,7 @@ def _fit(x: np.ndarray, box: int) -> np.ndarray:
     h, w = x.shape
     scale = box / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return np.clip(np.asarray(Image.fromarray(x).resize(size, RESAMPLE), dtype=np.float32), 0, 1)
+    return np.clip(lanczos(x, size), 0, 1)  # Pillow's LANCZOS resize, its weights kept (resample.py)
 
 
 def _centre_by_mass(digit: np.ndarray) -> np.ndarray:

@@ -50,8 +50,9 @@ def grey_alpha(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
     if image.mode in ("L", "1"):
         return np.asarray(image.convert("L"), dtype=np.float32), None
     has_alpha = image.mode in ALPHA_MODES or "transparency" in image.info
-    try:
-        rgba = image.convert("RGBA") if has_alpha else image.convert("RGB")
+    target = "RGBA" if has_alpha else "RGB"
+    try:  # convert() to the image's own mode would only copy it
+        rgba = image if image.mode == target else image.convert(target)
     except (ValueError, OSError) as error:  # modes Pillow cannot turn into RGB, such as LAB
         raise ImageError(f"image mode {image.mode} cannot be read ({error}): save it as RGB or greyscale") from None
     grey = np.asarray(rgba.convert("L"), dtype=np.float32)  # Pillow's RGBA -> L ignores alpha

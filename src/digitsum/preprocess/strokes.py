@@ -45,5 +45,7 @@ def morph(x: np.ndarray, steps: int, op, diagonals: bool = True) -> np.ndarray:
         around = [(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)]
         if diagonals and step % 2:
             around += [(-1, -1), (-1, 1), (1, -1), (1, 1)]
-        x = op.reduce([p[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w] for dy, dx in around])
+        x = x.copy()
+        for dy, dx in around[1:]:  # pairwise: op.reduce of a list would stack the shifted copies first
+            op(x, p[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w], out=x)
     return x
