@@ -12,6 +12,7 @@ from PIL import Image, ImageDraw, ImageFilter, PngImagePlugin
 
 from digitsum.preprocess import ImageError, decode, open_image, resample, to_mnist
 from digitsum.preprocess import digit as digit_module
+from digitsum.preprocess.digit import is_mnist_style
 from digitsum.preprocess.ink import median
 from digitsum.preprocess.pixels import grey_alpha
 from digitsum.preprocess.strokes import stroke_width
@@ -47,6 +48,17 @@ def bbox_side(x: np.ndarray) -> int:
 def test_an_mnist_png_comes_back_unchanged(mnist):
     for digit in mnist["test"].images[:300].numpy():
         assert np.array_equal(to_mnist(open_image(encode(Image.fromarray(digit)))), digit)
+
+
+def test_an_mnist_digit_in_any_grey_opaque_mode_is_used_as_is_and_a_tinted_or_translucent_one_is_not(mnist):
+    for digit in mnist["test"].images[:50].numpy():
+        grey = Image.fromarray(digit)
+        for mode in ("L", "LA", "RGB", "RGBA", "P"):
+            assert is_mnist_style(grey.convert(mode)) and np.array_equal(to_mnist(grey.convert(mode)), digit), mode
+        tinted = np.stack([digit, digit, digit // 2], axis=-1)
+        translucent = np.dstack([np.stack([digit] * 3, axis=-1), np.full((28, 28), 200, np.uint8)])
+        assert not is_mnist_style(Image.fromarray(tinted)) and not is_mnist_style(Image.fromarray(translucent))
+        assert not is_mnist_style(Image.fromarray(255 - digit))  # dark on light
 
 
 def test_mnist_digits_redrawn_large_come_back_as_mnist_would_make_them(mnist):

@@ -7,7 +7,7 @@ from PIL import Image
 
 from ..config import BOX, CENTRE, SIDE
 from ..errors import ImageError
-from .ink import MIN_CONTRAST, border, find_ink, median
+from .ink import MIN_CONTRAST, border, find_ink
 from .pixels import greyscale
 from .resample import lanczos
 from .strokes import SCALE, even_strokes
@@ -23,16 +23,21 @@ def is_mnist_style(image: Image.Image) -> bool:
     that is bigger or off centre goes through the same steps as any other image."""
     if image.size != (SIDE, SIDE) or image.mode not in ("L", "LA", "P", "RGB", "RGBA"):
         return False
-    x = np.asarray(image.convert("RGBA"), dtype=np.int16)  # (28, 28, 4)
-    grey = (x[..., 0] == x[..., 1]).all() and (x[..., 1] == x[..., 2]).all() and (x[..., 3] == 255).all()
-    if not (grey and median(border(x[..., 0])) == 0 and x[..., 0].max() > MIN_CONTRAST):
+    if image.mode == "L":  # grey and opaque: MNIST's own PNGs, and what most clients send
+        ink = np.asarray(image, dtype=np.int64)  # (28, 28)
+    else:
+        x = np.asarray(image.convert("RGBA"), dtype=np.int64)  # (28, 28, 4)
+        if not ((x[..., 0] == x[..., 1]).all() and (x[..., 1] == x[..., 2]).all() and (x[..., 3] == 255).all()):
+            return False
+        ink = x[..., 0]
+    edge = border(ink)
+    if not (2 * np.count_nonzero(edge) < edge.size and ink.max() > MIN_CONTRAST):  # the border's median is 0
         return False
-    ink = x[..., 0].astype(np.float64)  # (28, 28)
     rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
     if rows[-1] - rows[0] >= BOX or cols[-1] - cols[0] >= BOX:
         return False
-    mass = ink.sum()
-    cy, cx = (ink.sum(1) @ np.arange(SIDE)) / mass, (ink.sum(0) @ np.arange(SIDE)) / mass
+    mass = int(ink.sum())  # integer sums: exact, as the float ones were
+    cy, cx = int(ink.sum(1) @ np.arange(SIDE)) / mass, int(ink.sum(0) @ np.arange(SIDE)) / mass
     return bool(abs(cy - CENTRE) <= CENTRE_TOLERANCE and abs(cx - CENTRE) <= CENTRE_TOLERANCE)
 
 
@@ -42,7 +47,7 @@ def to_mnist(image: Image.Image, name: str = "image") -> np.ndarray:
     ``name`` (such as ``image my.png``) begins the message of the ImageError for an image without ink.
     """
     if is_mnist_style(image):
-        return np.asarray(image.convert("L"), dtype=np.uint8).copy()
+        return np.array(image if image.mode == "L" else image.convert("L"), dtype=np.uint8)  # a copy of its own
     x = find_ink(greyscale(image))  # (h, w) 0-1: the ink's box
     if not x.any():
         raise ImageError(f"{name} {NO_INK}")

@@ -30,6 +30,10 @@ SPLIT_BORDER = (0.25, 0.75)  # a border with this share of light pixels does not
 CORNER = 0.1  # corner squares this share of the shorter side (at least one pixel) decide a split border
 
 
+LEVELS = np.arange(256, dtype=np.float64)
+LEVELS.setflags(write=False)
+
+
 def border(x: np.ndarray) -> np.ndarray:
     """The pixels of a frame about 2% of the image wide (at least one pixel)."""
     k = max(1, round(0.02 * min(x.shape)))
@@ -38,9 +42,8 @@ def border(x: np.ndarray) -> np.ndarray:
 
 def otsu(histogram: np.ndarray) -> int:
     """Otsu's threshold of a 256-bin histogram: the level t that best splits the pixels into < t and >= t."""
-    levels = np.arange(256, dtype=np.float64)
     weight = np.cumsum(histogram, dtype=np.float64)  # pixels below each t + 1
-    mass = np.cumsum(histogram * levels)
+    mass = np.cumsum(histogram * LEVELS)
     total, total_mass = weight[-1], mass[-1]
     below, above = weight[:-1], total - weight[:-1]
     product = below * above  # 0 where a class is empty: no split there
@@ -150,7 +153,7 @@ def ink_is_dark(x: np.ndarray, edge: np.ndarray, threshold: int | None = None) -
     dark_ink = background - lowest > highest - background  # the border's level is nearer the lightest
     if threshold is None:
         threshold = otsu(histogram_of(x))
-    if not SPLIT_BORDER[0] <= float((edge >= threshold).mean()) <= SPLIT_BORDER[1]:
+    if not SPLIT_BORDER[0] <= np.count_nonzero(edge >= threshold) / edge.size <= SPLIT_BORDER[1]:
         return dark_ink
     k = max(1, round(CORNER * min(x.shape)))
     corners = (x[:k, :k], x[:k, -k:], x[-k:, :k], x[-k:, -k:])
