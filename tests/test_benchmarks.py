@@ -33,6 +33,7 @@ import handwriting  # noqa: E402
 import nondigits  # noqa: E402
 import notebook  # noqa: E402
 import passed  # noqa: E402
+import preprocess_ab  # noqa: E402
 import run_all  # noqa: E402
 import summary  # noqa: E402
 import verdict_scores  # noqa: E402
@@ -611,3 +612,17 @@ def test_passed_draws_what_the_shipped_verdict_reads_as_digits(tmp_path, capsys)
     assert 0 < sum(verdicts) < len(verdicts)
     assert passed.main([str(tmp_path / "x"), "--sample", "0"]) == 2
     assert "--sample must be at least 1" in capsys.readouterr().err
+
+
+def test_preprocess_ab_runs_each_tree_on_every_kind_and_finds_a_tree_equal_to_itself(mnist_dir, capsys):
+    src = str(Path(preprocess_ab.__file__).resolve().parents[1] / "src")
+    assert preprocess_ab.main(["--before", src, "--after", src, "--limit", "3", "--data-dir", str(mnist_dir)]) == 0
+    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and
+            not line.startswith(("| images", "| ---"))]
+    assert [row[0][2:] for row in rows] == ["MNIST test, the page's ink box", "MNIST test, 28x28 PNG",
+                                            "MNIST test, 280x280 dark on white", "MNIST test, the page's whole pad",
+                                            "USPS test and optdigits, with a margin",
+                                            "the non-digit sets of nondigits.py"]
+    assert all(int(row[1]) >= 1 and row[2] == "0" and 0 < float(row[3]) < 100 and row[5].endswith("x |")
+               for row in rows)
+    assert int(rows[-1][1]) > 3 * 10  # at most 3 of each of the non-digit sets

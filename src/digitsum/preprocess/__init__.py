@@ -4,7 +4,7 @@
 sizes before any pixel is decoded. ``to_mnist`` (digit.py) turns any image into light ink on a
 black background (ink.py: alpha flattened, dark-on-light inverted, uneven lighting removed),
 crops the ink to its bounding box, brings very thick or thin strokes to MNIST's width
-(strokes.py), scales it to fit 20x20 keeping its aspect ratio and places it in 28x28 with its
+(strokes.py), scales it (Lanczos, resample.py) to fit 20x20 keeping its aspect ratio and places it in 28x28 with its
 centre of mass at pixel (14, 14), where MNIST's is. A 28x28 greyscale image of light ink on
 black is taken as already MNIST-style and used as is.
 """
