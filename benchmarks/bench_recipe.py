@@ -49,7 +49,7 @@ ROUNDS, STEPS, WARMUP_STEPS = 5, 40, 10
 POINTS = 10  # scored after every tenth of the epoch
 TARGET = 0.98
 SEEDS = 3
-QUICK = {"limit": 2500, "rounds": 2, "steps": 3, "warmup": 1, "test": 1000, "val_size": 1000, "seeds": 1,
+QUICK = {"limit": 1500, "rounds": 2, "steps": 3, "warmup": 1, "test": 500, "val_size": 500, "seeds": 1,
          "epochs": 1}
 
 
