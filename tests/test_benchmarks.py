@@ -277,6 +277,30 @@ def test_fast_recipe_networks_trains_each_width_and_names_the_kept_epoch_and_the
     assert f"torch CPU capability {torch.backends.cpu.get_cpu_capability()}" in table
 
 
+def test_fast_recipe_networks_trains_each_change_on_its_own_beside_the_recipe(mnist_dir, capsys):
+    assert fast_recipe_networks.main(["--quick", "--seeds", "1", "--threads", "1", "--conv3", "16", "--change",
+                                      "hidden=8", "lr=0.002", "--data-dir", str(mnist_dir)]) == 0
+    table = capsys.readouterr().out
+    rows = {line.split(" | ")[0]: line.split(" | ")[1] for line in table.splitlines() if line.startswith("| 16")}
+    assert set(rows) == {"| 16", "| 16, hidden 8", "| 16, lr 0.002"}
+    assert len(set(rows.values())) == 3  # three runs, three sets of figures
+    assert "--change hidden=8 lr=0.002" in table
+
+
+def test_fast_recipe_networks_reads_a_change_as_its_fields_type_and_refuses_others_in_one_line(capsys):
+    parse, configs = fast_recipe_networks.parse_change, fast_recipe_networks.configs
+    assert parse("epochs=4") == ("epochs", 4) and parse("stretch=0.35") == ("stretch", 0.35)
+    model_cfg, cfg = configs(64, 3, 2, {}, parse("hidden=256"))
+    assert (model_cfg.hidden, model_cfg.conv3, cfg.seed, cfg.epochs) == (256, 64, 3, 3)  # the network changed
+    model_cfg, cfg = configs(128, 0, 2, {}, parse("epochs=4"))
+    assert (model_cfg.hidden, model_cfg.conv3, cfg.epochs, cfg.batch_size) == (128, 128, 4, 256)  # the recipe
+    for bad, says in (("conv3=96", "other than conv3"), ("epochs=four", "epochs takes a whole number"),
+                      ("nothing=1", "got 'nothing=1'"), ("epochs=0", "--epochs must be at least 1")):
+        assert fast_recipe_networks.main(["--change", bad]) == 2
+        err = capsys.readouterr().err
+        assert says in err and err.count("\n") == 1, err
+
+
 def test_late_agreement_ramps_the_agreement_weight_over_the_last_third_and_only_while_it_runs():
     from digitsum.config import recipe
     from digitsum.mixture import Batch
