@@ -27,6 +27,8 @@ Variants, joined by "+" (``bank30000+script``):
   the image branch over each batch's digits. The variant's row is its shipped verdict, which reads the network as
   always (what the head taught the features); two more rows use the head itself, as the paper detects with: the
   turns' score (``turns_score``, four passes of the image branch) alone, and added to the rule's logit;
+* ``wideN``: the default network with a third convolution of ``N`` channels (``ModelConfig.conv3``, 64 in the
+  recipe): more capacity in the features the rule reads, at the cost of a larger network to train and to serve;
 * ``lsX``: label smoothing ``X`` on both cross-entropies (``TrainConfig.label_smoothing``; 0.1 in the recipe):
   smoothing pulls every digit's features toward the same distance from each class, which can hide how far an
   image is from all of them.
@@ -53,7 +55,7 @@ import nondigits
 import verdict_weights
 from digitsum import checkpoint, negatives
 from digitsum.calibration import KEEP
-from digitsum.config import TrainConfig, model_for
+from digitsum.config import ModelConfig, TrainConfig, model_for
 from digitsum.data import load_mnist
 from digitsum.mixture import normalize, split_train_val
 from digitsum.predict import load_model
@@ -218,12 +220,12 @@ def with_script(kinds: tuple[str, ...]) -> tuple[str, ...]:
     return (*kinds[:last], "script", *kinds[last + 1:])
 
 
-WEIGHTED = ("bank", "oe", "vw", "ls", "rot")  # variants with a number
+WEIGHTED = ("bank", "oe", "vw", "ls", "rot", "wide")  # variants with a number
 
 
 def parse(name: str) -> list[tuple[str, float]]:
-    """A variant's changes, ("bank", N) ("oe", W) ("vw", W) ("ls", X) ("rot", W) ("script", 0) ("embellished",
-    0) ("mlp", 0), or one line saying what is wrong."""
+    """A variant's changes, ("bank", N) ("oe", W) ("vw", W) ("ls", X) ("rot", W) ("wide", N) ("script", 0)
+    ("embellished", 0) ("mlp", 0), or one line saying what is wrong."""
     changes = []
     for part in name.split("+"):
         kind = next((k for k in WEIGHTED if part.startswith(k)), part)
@@ -232,11 +234,11 @@ def parse(name: str) -> list[tuple[str, float]]:
         except ValueError:
             value = -1.0
         wellformed = {"bank": value > 0 and value.is_integer(), "oe": value > 0, "vw": value > 0,
-                      "ls": 0 <= value < 1, "rot": value > 0, "script": True,
+                      "ls": 0 <= value < 1, "rot": value > 0, "wide": value > 0 and value.is_integer(), "script": True,
                       "embellished": True, "mlp": True, "base": True}
         if not wellformed.get(kind, False):
             raise SystemExit(f"verdict_training: unknown variant {part!r} (base, bankN, oeW, vwW, lsX, rotW, "
-                             "script, embellished, mlp; joined by +)")
+                             "wideN, script, embellished, mlp; joined by +)")
         if kind != "base":
             changes.append((kind, value))
     return changes
@@ -248,6 +250,15 @@ def configured(cfg: TrainConfig, name: str) -> TrainConfig:
         if kind == "ls":
             cfg = replace(cfg, label_smoothing=value)
     return cfg
+
+
+def network(cfg: TrainConfig, name: str) -> ModelConfig:
+    """The network ``digitsum train`` builds for ``cfg``, with the variant's ModelConfig changes (``wideN``)."""
+    model_cfg = model_for(cfg)
+    for kind, value in parse(name):
+        if kind == "wide":
+            model_cfg = replace(model_cfg, conv3=int(value))
+    return model_cfg
 
 
 @contextlib.contextmanager
@@ -267,8 +278,8 @@ def variant(name: str):
                 loop.digitsum_loss = outlier_exposure(value)
             elif kind == "vw":
                 loop.digitsum_loss = verdict_weight(value)
-            elif kind == "ls":
-                continue  # a TrainConfig value: configured()
+            elif kind in ("ls", "wide"):
+                continue  # a TrainConfig or ModelConfig value: configured(), network()
             elif kind == "mlp":
                 loop.build_model = with_mlp_verdict(loop.build_model)  # each wrapped as it is: rot may be there
                 checkpoint.build_model = with_mlp_verdict(checkpoint.build_model)
@@ -366,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = configured(base, name)
         with tempfile.TemporaryDirectory() as out:
             with variant(name):  # measured inside it too: the checkpoint loads into the variant's network
-                train(model_for(cfg), cfg, out)
+                train(network(cfg, name), cfg, out)
                 rows.update({name + suffix: row for suffix, row in
                              measure(out, data, val_images if rot else None).items()})
         print(name, rows[name], flush=True, file=sys.stderr)

@@ -406,6 +406,19 @@ def test_verdict_training_adds_the_embellished_kind_the_mlp_head_and_the_verdict
             pass
 
 
+def test_verdict_training_wide_builds_the_default_network_with_a_wider_third_convolution_only():
+    from digitsum.config import TrainConfig, model_for
+
+    cfg = TrainConfig(seed=3, threads=2)
+    assert verdict_training.parse("wide128+bank500") == [("wide", 128), ("bank", 500)]
+    assert verdict_training.network(cfg, "wide128+bank500") == replace(model_for(cfg), conv3=128)
+    assert verdict_training.network(cfg, "base") == model_for(cfg) and model_for(cfg).conv3 == 64
+    assert verdict_training.configured(cfg, "wide128") == cfg  # the recipe as it is
+    for wrong in ("wide", "wide0", "wide96.5", "wide-8"):
+        with pytest.raises(SystemExit, match="unknown variant"):
+            verdict_training.parse(wrong)
+
+
 def test_verdict_training_rot_teaches_a_rotation_head_from_the_batchs_turned_digits(mnist):
     from digitsum import checkpoint
     from digitsum.config import ModelConfig, TrainConfig
