@@ -29,6 +29,10 @@ Variants, joined by "+" (``bank30000+script``):
   turns' score (``turns_score``, four passes of the image branch) alone, and added to the rule's logit;
 * ``wideN``: the default network with a third convolution of ``N`` channels (``ModelConfig.conv3``, 64 in the
   recipe): more capacity in the features the rule reads, at the cost of a larger network to train and to serve;
+* ``centreW``: centre loss (Wen et al. 2016): ``W`` times the mean squared distance, per feature, of each training
+  digit's image features to its class's centre (a running mean of the batches' class means, not a weight), so
+  that every class's features sit tighter around their mean: what the rule's Mahalanobis distances and
+  neighbours measure (a non-digit between the classes then lies further from each);
 * ``lsX``: label smoothing ``X`` on both cross-entropies (``TrainConfig.label_smoothing``; 0.1 in the recipe):
   smoothing pulls every digit's features toward the same distance from each class, which can hide how far an
   image is from all of them.
@@ -179,6 +183,38 @@ def rotation_term(weight: float, built: list):
     return with_term(term)
 
 
+def with_kept_features(build, built: list):
+    """``model.build_model`` whose networks keep their last image features (``model.kept``, (B, F), a forward
+    hook on the image branch); each network it builds is appended to ``built``."""
+    def build_keeping(cfg):
+        model = build(cfg)
+        model.image_branch.register_forward_hook(lambda module, args, out: setattr(model, "kept", out))
+        built.append(model)
+        return model
+    return build_keeping
+
+
+def centre_term(weight: float, built: list):
+    """``weight`` times the mean squared distance per feature of the batch's digits' image features (kept by
+    ``with_kept_features`` in this step's forward pass) to their class centres; the centres, one (F,) per digit,
+    move toward each batch's class means by ``1 - CENTRE_MOMENTUM`` (no gradient flows into them)."""
+    centres: list[torch.Tensor] = []  # (10, F), made at the first step
+
+    def term(outputs, batch):
+        model = built[-1]
+        features = model.kept if batch.real is None else model.kept[batch.real]  # (B, F)
+        digits = batch.digits if batch.real is None else batch.digits[batch.real]  # (B,)
+        if not centres:
+            centres.append(torch.stack([features[digits == d].detach().mean(0) for d in range(10)]).nan_to_num())
+        with torch.no_grad():
+            counts = torch.bincount(digits, minlength=10)  # (10,)
+            means = torch.zeros_like(centres[0]).index_add_(0, digits, features.detach()) / counts.clamp_min(1)[:, None]
+            present = (counts > 0)[:, None]
+            centres[0] = torch.where(present, CENTRE_MOMENTUM * centres[0] + (1 - CENTRE_MOMENTUM) * means, centres[0])
+        return weight * (features - centres[0][digits]).pow(2).mean()
+    return with_term(term)
+
+
 def with_term(term):
     """digitsum's loss (``loop.digitsum_loss`` as it is when called) plus ``term(outputs, batch)``."""
     base = loop.digitsum_loss
@@ -220,12 +256,13 @@ def with_script(kinds: tuple[str, ...]) -> tuple[str, ...]:
     return (*kinds[:last], "script", *kinds[last + 1:])
 
 
-WEIGHTED = ("bank", "oe", "vw", "ls", "rot", "wide")  # variants with a number
+WEIGHTED = ("bank", "oe", "vw", "ls", "rot", "wide", "centre")  # variants with a number
+CENTRE_MOMENTUM = 0.9  # the share of a class centre kept at each batch (the rest: the batch's class mean)
 
 
 def parse(name: str) -> list[tuple[str, float]]:
-    """A variant's changes, ("bank", N) ("oe", W) ("vw", W) ("ls", X) ("rot", W) ("wide", N) ("script", 0)
-    ("embellished", 0) ("mlp", 0), or one line saying what is wrong."""
+    """A variant's changes, ("bank", N) ("oe", W) ("vw", W) ("ls", X) ("rot", W) ("wide", N) ("centre", W)
+    ("script", 0) ("embellished", 0) ("mlp", 0), or one line saying what is wrong."""
     changes = []
     for part in name.split("+"):
         kind = next((k for k in WEIGHTED if part.startswith(k)), part)
@@ -234,11 +271,12 @@ def parse(name: str) -> list[tuple[str, float]]:
         except ValueError:
             value = -1.0
         wellformed = {"bank": value > 0 and value.is_integer(), "oe": value > 0, "vw": value > 0,
-                      "ls": 0 <= value < 1, "rot": value > 0, "wide": value > 0 and value.is_integer(), "script": True,
+                      "ls": 0 <= value < 1, "rot": value > 0, "wide": value > 0 and value.is_integer(),
+                      "centre": value > 0, "script": True,
                       "embellished": True, "mlp": True, "base": True}
         if not wellformed.get(kind, False):
             raise SystemExit(f"verdict_training: unknown variant {part!r} (base, bankN, oeW, vwW, lsX, rotW, "
-                             "wideN, script, embellished, mlp; joined by +)")
+                             "wideN, centreW, script, embellished, mlp; joined by +)")
         if kind != "base":
             changes.append((kind, value))
     return changes
@@ -278,6 +316,10 @@ def variant(name: str):
                 loop.digitsum_loss = outlier_exposure(value)
             elif kind == "vw":
                 loop.digitsum_loss = verdict_weight(value)
+            elif kind == "centre":
+                kept: list = []
+                loop.build_model = with_kept_features(loop.build_model, kept)
+                loop.digitsum_loss = centre_term(value, kept)
             elif kind in ("ls", "wide"):
                 continue  # a TrainConfig or ModelConfig value: configured(), network()
             elif kind == "mlp":

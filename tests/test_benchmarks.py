@@ -419,6 +419,37 @@ def test_verdict_training_wide_builds_the_default_network_with_a_wider_third_con
             verdict_training.parse(wrong)
 
 
+def test_verdict_training_centre_pulls_each_digits_features_to_its_class_centre_while_it_runs(mnist):
+    from digitsum.config import ModelConfig, TrainConfig
+    from digitsum.mixture import Batch, normalize
+    from digitsum.training import loop
+
+    before = (loop.digitsum_loss, loop.build_model)
+    assert verdict_training.parse("centre0.5") == [("centre", 0.5)]
+    images = normalize(mnist["train"].images[:12])  # (12, 1, 28, 28)
+    digits, numbers = mnist["train"].labels[:12], torch.arange(12) % 10
+    real = torch.arange(12) < 10  # the last two as non-digits: the term reads the digits only
+    batch = Batch(images, numbers, torch.where(real, digits, -100), torch.where(real, digits + numbers, -100), real)
+    cfg = TrainConfig()
+    with verdict_training.variant("centre0.5"):
+        model = loop.build_model(ModelConfig(verdict=True))
+        outputs = model(images, numbers)
+        features = model.kept[:10]  # this forward pass's image features, kept by the hook
+        assert torch.equal(features, model.features(images)[:10])
+        extra = loop.digitsum_loss(outputs, batch, cfg) - before[0](outputs, batch, cfg)
+        d = digits[:10]
+        centres = torch.stack([features[d == k].mean(0) if (d == k).any() else torch.zeros(features.shape[1])
+                               for k in range(10)])  # first step: the batch's class means
+        assert torch.allclose(extra, 0.5 * (features - centres[d]).pow(2).mean(), atol=1e-5)
+        assert float(extra.detach()) > 0
+        extra.backward()
+        assert model.image_branch[0][0].weight.grad.abs().sum() > 0  # the features learn from it
+    assert (loop.digitsum_loss, loop.build_model) == before
+    for wrong in ("centre", "centre0", "centre-1"):
+        with pytest.raises(SystemExit, match="unknown variant"):
+            verdict_training.parse(wrong)
+
+
 def test_verdict_training_rot_teaches_a_rotation_head_from_the_batchs_turned_digits(mnist):
     from digitsum import checkpoint
     from digitsum.config import ModelConfig, TrainConfig
