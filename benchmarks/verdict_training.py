@@ -368,15 +368,17 @@ def turns_score(model, images28: np.ndarray, batch: int = 2000) -> np.ndarray:
     return torch.cat(out).double().numpy()
 
 
+def logit(score: np.ndarray) -> np.ndarray:
+    """The rule's logit back from ``is_digit_score`` (clipped; a refused image's -1 reads as a sure non-digit)."""
+    score = np.clip(score, 1e-12, 1 - 1e-12)
+    return np.log(score) - np.log1p(-score)
+
+
 def turns_rows(model, val_rule: np.ndarray, val_images: np.ndarray, rule: dict[str, np.ndarray],
                data: dict[str, np.ndarray]) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
     """A ``rot`` run's (score, passed) of every set with the turns' score as the verdict, alone and added to the
     rule's logit (each standardised on the validation digits), each threshold keeping ``KEEP`` of them, as the
     rule's does. ``rule``: each set's shipped ``is_digit_score``; ``val_rule``: the validation digits'."""
-    def logit(score: np.ndarray) -> np.ndarray:
-        score = np.clip(score, 1e-12, 1 - 1e-12)
-        return np.log(score) - np.log1p(-score)
-
     val = logit(val_rule), turns_score(model, val_images)
     mean, sd = val[1].mean(), val[1].std()
     by_set = {k: (logit(rule[k]), turns_score(model, v)) for k, v in data.items()}
@@ -390,16 +392,28 @@ def turns_rows(model, val_rule: np.ndarray, val_images: np.ndarray, rule: dict[s
 
 def figures(metrics: dict, scored: dict[str, tuple[np.ndarray, np.ndarray]], data: dict[str, np.ndarray]) -> dict:
     """A table row: test accuracy, digits kept, AUROC / share flagged from (score, passed) of every set."""
+    return {"MNIST digit / sum": f"{100 * metrics['digit_accuracy']:.2f} / {100 * metrics['sum_accuracy']:.2f}",
+            **verdict_figures(scored, data)}
+
+
+def verdict_figures(scored: dict[str, tuple[np.ndarray, np.ndarray]], data: dict[str, np.ndarray]) -> dict:
+    """A row's verdict cells: digits kept, AUROC / share flagged from (score, passed) of every set."""
     mnist = scored["D:MNIST test"][0]
     groups = {"far from any digit, pooled": [k for k in data if k[2:].startswith(nondigits.FAR)],
               "scribbles": ["N:" + nondigits.SCRIBBLES], "Omniglot non-Latin": ["N:" + nondigits.OMNIGLOT]}
-    row = {"MNIST digit / sum": f"{100 * metrics['digit_accuracy']:.2f} / {100 * metrics['sum_accuracy']:.2f}",
-           **{f"{name[2:]} kept": f"{100 * scored[name][1].mean():.2f}%" for name in ("D:MNIST test", "D:USPS test")}}
+    row = {f"{name[2:]} kept": f"{100 * scored[name][1].mean():.2f}%" for name in ("D:MNIST test", "D:USPS test")}
     for name, keys in groups.items():
         score = np.concatenate([scored[k][0] for k in keys])
         flagged = np.concatenate([~scored[k][1] for k in keys])
         row[name] = f"{100 * detectors.auroc(mnist, score):.2f} / {100 * flagged.mean():.1f}%"
     return row
+
+
+def table(first: str, rows: dict[str, dict]) -> str:
+    """A Markdown table: a row per name of ``rows``, its first column headed ``first``, the others its cells'."""
+    columns = list(next(iter(rows.values())))
+    lines = [f"| {first} | " + " | ".join(columns) + " |", "| --- |" + " ---: |" * len(columns)]
+    return "\n".join([*lines, *(f"| {name} | " + " | ".join(row.values()) + " |" for name, row in rows.items())])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -423,12 +437,8 @@ def main(argv: list[str] | None = None) -> int:
                 rows.update({name + suffix: row for suffix, row in
                              measure(out, data, val_images if rot else None).items()})
         print(name, rows[name], flush=True, file=sys.stderr)
-    columns = list(next(iter(rows.values())))
     print(f"seed {args.seed}; AUROC / flagged of the shipped verdict, % (the rule's own threshold)")
-    print("| variant | " + " | ".join(columns) + " |")
-    print("| --- |" + " ---: |" * len(columns))
-    for name, row in rows.items():
-        print(f"| `{name}` | " + " | ".join(row.values()) + " |")
+    print(table("variant", {f"`{name}`": row for name, row in rows.items()}))
     return 0
 
 

@@ -33,12 +33,13 @@ from digitsum.novelty import fit_novelty
 KEEPS = (0.998, 0.996)
 
 
-def sets() -> dict[str, np.ndarray]:
-    """name -> uint8 (N, 28, 28): the digit sets ("D:") and the non-digit sets ("N:") of nondigits.py."""
+def sets(limit: int | None = None) -> dict[str, np.ndarray]:
+    """name -> uint8 (N, 28, 28): the digit sets ("D:") and the non-digit sets ("N:") of nondigits.py (the first
+    ``limit`` of each: a smoke run)."""
     out = {}
-    for name, (images, _) in nondigits.digit_sets(None, None).items():
+    for name, (images, _) in nondigits.digit_sets(None, limit).items():
         out["D:" + name] = nondigits.arrays28(images)
-    for name, images in nondigits.nondigit_sets(None).items():
+    for name, images in nondigits.nondigit_sets(limit).items():
         out["N:" + name] = nondigits.preprocessed(images)[0]
     return out
 

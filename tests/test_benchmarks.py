@@ -36,6 +36,7 @@ import passed  # noqa: E402
 import preprocess_ab  # noqa: E402
 import run_all  # noqa: E402
 import summary  # noqa: E402
+import verdict_ensemble  # noqa: E402
 import verdict_scores  # noqa: E402
 import verdict_training  # noqa: E402
 import verdict_weights  # noqa: E402
@@ -694,3 +695,26 @@ def test_preprocess_ab_runs_each_tree_on_every_kind_and_finds_a_tree_equal_to_it
     assert all(int(row[1]) >= 1 and row[2] == "0" and 0 < float(row[3]) < 100 and row[5].endswith("x |")
                for row in rows)
     assert int(rows[-1][1]) > 3 * 10  # at most 3 of each of the non-digit sets
+
+
+def test_verdict_ensemble_combines_runs_and_a_run_with_itself_reads_as_the_run(small_run, capsys):
+    run = str(small_run)
+    assert verdict_ensemble.main([run, run, "bundled", "--quick"]) == 0
+    table = capsys.readouterr().out
+    rows = {line.split(" | ")[0][2:]: line.split(" | ")[1:] for line in table.splitlines() if line.startswith("| `")}
+    assert set(rows) == {f"`{run}`", "`bundled`", f"`{run}` + `{run}`", f"`{run}` + `bundled`",
+                         f"`{run}` + `{run}` + `bundled`"}
+    alone, twice = rows[f"`{run}`"], rows[f"`{run}` + `{run}`"]
+    # the same logits, a threshold fitted on the same validation digits as the run's own rule: the same verdicts
+    assert twice[1:] == alone[1:], (twice, alone)
+    pair = rows[f"`{run}` + `bundled`"]
+    assert pair[1:] != alone[1:] and pair[1:] != rows["`bundled`"][1:]  # two networks: other figures
+    digit, total = (float(x) for x in pair[0].split(" / "))
+    assert 90 < digit <= 100 and 90 < total <= 100
+
+
+def test_verdict_ensemble_refuses_one_run_or_an_unfinished_one_in_one_line(tmp_path, capsys):
+    for argv, says in ((["bundled"], "give two runs or more"), (["bundled", str(tmp_path)], "not a finished run")):
+        assert verdict_ensemble.main(argv) == 2
+        err = capsys.readouterr().err
+        assert says in err and err.count("\n") == 1, err
