@@ -18,6 +18,10 @@ Variants, joined by "+" (``bank30000+script``):
 * ``embellished``: a kind added to ``BROAD_KINDS``: an MNIST 2 3 5 6 8 or 9 with one long stroke of its
   own width added (a bar across it, or a hook or bowl from its ink), as many characters of other alphabets
   are a digit-like shape with one stroke more (below);
+* ``chimera``: a kind added to ``BROAD_KINDS``: the top (or left) part of one MNIST digit joined to the bottom
+  (or right) part of a digit of another class, cut at the same random line, in the writers' own strokes: a
+  character made of digits' strokes that is no digit, as many of the other alphabets' characters the verdict
+  passes are (below);
 * ``vwW``: the verdict's binary cross-entropy counted ``W`` times in the loss (1 in the recipe);
 * ``mlp``: a verdict head with a hidden layer (image features -> ``MLP_HIDDEN`` ReLU units -> 1) in place of
   the recipe's one linear layer; the run is measured with the same network;
@@ -142,6 +146,37 @@ def embellished(digits: tuple[np.ndarray, np.ndarray], rng: np.random.Generator)
     raise RuntimeError("embellished: no stroke added new ink to any of 50,000 digits tried")
 
 
+CHIMERA_CUT = (11, 18)  # rows (or columns) of the 28x28 where a chimera's two halves meet, the upper bound excluded
+
+
+def chimera_parts(labels: np.ndarray, rng: np.random.Generator) -> tuple[int, int, int, bool]:
+    """A chimera's two digits (indices into ``labels`` (N,): of different classes, neither a 1), its cut (a row or
+    column of ``CHIMERA_CUT``) and whether the cut is a row (top and bottom) rather than a column."""
+    pool = np.flatnonzero(labels != 1)
+    first = int(pool[rng.integers(len(pool))])
+    others = pool[labels[pool] != labels[first]]
+    return first, int(others[rng.integers(len(others))]), int(rng.integers(*CHIMERA_CUT)), bool(rng.random() < 0.5)
+
+
+def joined(first: np.ndarray, second: np.ndarray, cut: int, across: bool) -> np.ndarray:
+    """The (28, 28) of ``first`` above (left of) the cut and ``second`` from it on."""
+    out = first.copy()
+    if across:
+        out[cut:] = second[cut:]
+    else:
+        out[:, cut:] = second[:, cut:]
+    return out
+
+
+def chimera(digits: tuple[np.ndarray, np.ndarray], rng: np.random.Generator) -> Image.Image:
+    """Two MNIST digits (labels (N,), images (N, 28, 28)) of ``chimera_parts``, ``joined`` at its cut, at three
+    times MNIST's size, light on black."""
+    labels, images = digits
+    first, second, cut, across = chimera_parts(labels, rng)
+    return Image.fromarray(joined(images[first], images[second], cut, across)).resize((84, 84),
+                                                                                    Image.Resampling.BILINEAR)
+
+
 MLP_HIDDEN = 128
 
 
@@ -242,10 +277,12 @@ def outlier_exposure(weight: float):
 
 
 def with_kinds(draw_one):
-    """``negatives.draw_one`` that also draws the ``script`` and ``embellished`` kinds."""
+    """``negatives.draw_one`` that also draws the ``script``, ``embellished`` and ``chimera`` kinds."""
     def draw(kind, digits, rng):
         if kind == "script":
             return script(rng)
+        if kind == "chimera":
+            return chimera(digits, rng)
         return embellished(digits, rng) if kind == "embellished" else draw_one(kind, digits, rng)
     return draw
 
@@ -262,7 +299,7 @@ CENTRE_MOMENTUM = 0.9  # the share of a class centre kept at each batch (the res
 
 def parse(name: str) -> list[tuple[str, float]]:
     """A variant's changes, ("bank", N) ("oe", W) ("vw", W) ("ls", X) ("rot", W) ("wide", N) ("centre", W)
-    ("script", 0) ("embellished", 0) ("mlp", 0), or one line saying what is wrong."""
+    ("script", 0) ("embellished", 0) ("chimera", 0) ("mlp", 0), or one line saying what is wrong."""
     changes = []
     for part in name.split("+"):
         kind = next((k for k in WEIGHTED if part.startswith(k)), part)
@@ -273,10 +310,10 @@ def parse(name: str) -> list[tuple[str, float]]:
         wellformed = {"bank": value > 0 and value.is_integer(), "oe": value > 0, "vw": value > 0,
                       "ls": 0 <= value < 1, "rot": value > 0, "wide": value > 0 and value.is_integer(),
                       "centre": value > 0, "script": True,
-                      "embellished": True, "mlp": True, "base": True}
+                      "embellished": True, "chimera": True, "mlp": True, "base": True}
         if not wellformed.get(kind, False):
             raise SystemExit(f"verdict_training: unknown variant {part!r} (base, bankN, oeW, vwW, lsX, rotW, "
-                             "wideN, centreW, script, embellished, mlp; joined by +)")
+                             "wideN, centreW, script, embellished, chimera, mlp; joined by +)")
         if kind != "base":
             changes.append((kind, value))
     return changes
@@ -307,8 +344,8 @@ def variant(name: str):
                (loop, "build_model"), (checkpoint, "build_model")]
     saved = [(module, attr, getattr(module, attr)) for module, attr in patched]
     try:
-        if any(kind in ("script", "embellished") for kind, _ in changes):
-            negatives.draw_one = with_kinds(negatives.draw_one)  # once, whichever of the two kinds come
+        if any(kind in ("script", "embellished", "chimera") for kind, _ in changes):
+            negatives.draw_one = with_kinds(negatives.draw_one)  # once, whichever of these kinds come
         for kind, value in changes:
             if kind == "bank":
                 negatives.BANK = int(value)
@@ -332,7 +369,7 @@ def variant(name: str):
                 loop.digitsum_loss = rotation_term(value, built)
             else:
                 sources.BROAD_KINDS = (with_script(sources.BROAD_KINDS) if kind == "script"
-                                       else (*sources.BROAD_KINDS, "embellished"))
+                                       else (*sources.BROAD_KINDS, kind))  # embellished, chimera
         yield
     finally:
         for module, attr, value in saved:

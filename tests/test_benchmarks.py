@@ -407,6 +407,29 @@ def test_verdict_training_adds_the_embellished_kind_the_mlp_head_and_the_verdict
             pass
 
 
+def test_verdict_training_chimera_joins_two_digits_of_other_classes_at_one_cut_while_it_runs(mnist):
+    from digitsum import negatives
+    from digitsum.training import sources
+
+    train = mnist["train"]
+    labels, images = train.labels[:500].numpy(), train.images[:500].numpy()
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        first, second, cut, across = verdict_training.chimera_parts(labels, rng)
+        assert labels[first] != labels[second] and 1 not in (labels[first], labels[second])
+        assert cut in range(*verdict_training.CHIMERA_CUT)
+    a, b = images[0], images[1]
+    rows, columns = verdict_training.joined(a, b, 14, True), verdict_training.joined(a, b, 12, False)
+    assert (rows[:14] == a[:14]).all() and (rows[14:] == b[14:]).all()
+    assert (columns[:, :12] == a[:, :12]).all() and (columns[:, 12:] == b[:, 12:]).all()
+    before = (negatives.draw_one, sources.BROAD_KINDS)
+    with verdict_training.variant("chimera"):
+        assert sources.BROAD_KINDS == (*negatives.BROAD_KINDS, "chimera")
+        drawn = negatives.make_negatives(6, train.images[:500], train.labels[:500], seed=1, kinds=("chimera",))
+    assert drawn.shape == (6, 28, 28) and all(int((d > 127).sum()) > 20 for d in drawn)
+    assert (negatives.draw_one, sources.BROAD_KINDS) == before
+
+
 def test_verdict_training_wide_builds_the_default_network_with_a_wider_third_convolution_only():
     from digitsum.config import TrainConfig, model_for
 
