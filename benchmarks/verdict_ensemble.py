@@ -53,17 +53,17 @@ def member(run: str, data: dict[str, np.ndarray], val: np.ndarray, test) -> dict
             "sum": np.array([p.sum_probabilities for p in predictions])}
 
 
-def combined(members: list[dict], test) -> dict:
+def combined(members: list[dict], data: dict[str, np.ndarray], test) -> dict:
     """A row's cells for the mean of ``members``' verdict logits, thresholded to keep ``KEEP`` of the validation
     digits, and the accuracy of their mean digit and sum probabilities."""
     val = np.mean([m["val"] for m in members], 0)
     cut = np.quantile(val, 1 - KEEP)
-    scored = {k: (z := np.mean([m["logits"][k] for m in members], 0), z >= cut) for k in members[0]["logits"]}
+    scored = {k: (z := np.mean([m["logits"][k] for m in members], 0), z >= cut) for k in data}
     labels = test.labels.numpy()
     digit = np.mean([m["digit"] for m in members], 0).argmax(1) == labels
     total = np.mean([m["sum"] for m in members], 0).argmax(1) == labels + test.numbers.numpy()
     return {"MNIST digit / sum": f"{100 * digit.mean():.2f} / {100 * total.mean():.2f}",
-            **verdict_figures(scored, members[0]["logits"])}
+            **verdict_figures(scored, data)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                          **verdict_figures(m["shipped"], data)} for run, m in zip(args.runs, members, strict=True)}
     for size in range(2, len(members) + 1):
         for chosen in itertools.combinations(range(len(members)), size):
-            rows[" + ".join(f"`{args.runs[i]}`" for i in chosen)] = combined([members[i] for i in chosen], test)
+            rows[" + ".join(f"`{args.runs[i]}`" for i in chosen)] = combined([members[i] for i in chosen], data, test)
     print(f"`python benchmarks/verdict_ensemble.py {' '.join(args.runs)}`: AUROC / flagged %, each run's shipped "
           "verdict, and each combination's mean verdict logit at a threshold keeping "
           f"{100 * KEEP:g}% of the validation digits")
