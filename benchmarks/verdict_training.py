@@ -37,6 +37,10 @@ Variants, joined by "+" (``bank30000+script``):
   digit's image features to its class's centre (a running mean of the batches' class means, not a weight), so
   that every class's features sit tighter around their mean: what the rule's Mahalanobis distances and
   neighbours measure (a non-digit between the classes then lies further from each);
+* ``sphereW``: the objectosphere loss (Dhamija et al. 2018, "Reducing Network Agnostophobia"): ``W`` times the mean
+  square of the non-digits' image features, plus the square of how far each digit's features fall short of
+  ``SPHERE`` in root mean square, so that a non-digit's features shrink toward zero while a digit's stay large: a
+  gap that the rule's distances, neighbours and head all read;
 * ``lsX``: label smoothing ``X`` on both cross-entropies (``TrainConfig.label_smoothing``; 0.1 in the recipe):
   smoothing pulls every digit's features toward the same distance from each class, which can hide how far an
   image is from all of them.
@@ -250,6 +254,18 @@ def centre_term(weight: float, built: list):
     return with_term(term)
 
 
+def sphere_term(weight: float, built: list):
+    """``weight`` times the objectosphere terms on this step's image features (kept by ``with_kept_features``): the
+    non-digits' mean square, and the digits' mean of (``SPHERE`` - their root mean square)^2 where it is positive."""
+    def term(outputs, batch):
+        if batch.real is None or bool(batch.real.all()):
+            return 0.0
+        square = built[-1].kept.pow(2).mean(1)  # (B,) each item's mean square feature
+        digits, others = square[batch.real], square[~batch.real]
+        return weight * (others.mean() + (SPHERE - digits.clamp_min(1e-12).sqrt()).clamp_min(0).pow(2).mean())
+    return with_term(term)
+
+
 def with_term(term):
     """digitsum's loss (``loop.digitsum_loss`` as it is when called) plus ``term(outputs, batch)``."""
     base = loop.digitsum_loss
@@ -293,13 +309,15 @@ def with_script(kinds: tuple[str, ...]) -> tuple[str, ...]:
     return (*kinds[:last], "script", *kinds[last + 1:])
 
 
-WEIGHTED = ("bank", "oe", "vw", "ls", "rot", "wide", "centre")  # variants with a number
+WEIGHTED = ("bank", "oe", "vw", "ls", "rot", "wide", "centre", "sphere")  # variants with a number
+SPHERE = 1.5  # the root mean square of a digit's image features below which sphereW pulls them up (the bundled
+#               model's MNIST test digits: 1.50)
 CENTRE_MOMENTUM = 0.9  # the share of a class centre kept at each batch (the rest: the batch's class mean)
 
 
 def parse(name: str) -> list[tuple[str, float]]:
     """A variant's changes, ("bank", N) ("oe", W) ("vw", W) ("ls", X) ("rot", W) ("wide", N) ("centre", W)
-    ("script", 0) ("embellished", 0) ("chimera", 0) ("mlp", 0), or one line saying what is wrong."""
+    ("sphere", W) ("script", 0) ("embellished", 0) ("chimera", 0) ("mlp", 0), or one line saying what is wrong."""
     changes = []
     for part in name.split("+"):
         kind = next((k for k in WEIGHTED if part.startswith(k)), part)
@@ -309,11 +327,11 @@ def parse(name: str) -> list[tuple[str, float]]:
             value = -1.0
         wellformed = {"bank": value > 0 and value.is_integer(), "oe": value > 0, "vw": value > 0,
                       "ls": 0 <= value < 1, "rot": value > 0, "wide": value > 0 and value.is_integer(),
-                      "centre": value > 0, "script": True,
+                      "centre": value > 0, "sphere": value > 0, "script": True,
                       "embellished": True, "chimera": True, "mlp": True, "base": True}
         if not wellformed.get(kind, False):
             raise SystemExit(f"verdict_training: unknown variant {part!r} (base, bankN, oeW, vwW, lsX, rotW, "
-                             "wideN, centreW, script, embellished, chimera, mlp; joined by +)")
+                             "wideN, centreW, sphereW, script, embellished, chimera, mlp; joined by +)")
         if kind != "base":
             changes.append((kind, value))
     return changes
@@ -353,10 +371,10 @@ def variant(name: str):
                 loop.digitsum_loss = outlier_exposure(value)
             elif kind == "vw":
                 loop.digitsum_loss = verdict_weight(value)
-            elif kind == "centre":
+            elif kind in ("centre", "sphere"):
                 kept: list = []
                 loop.build_model = with_kept_features(loop.build_model, kept)
-                loop.digitsum_loss = centre_term(value, kept)
+                loop.digitsum_loss = (centre_term if kind == "centre" else sphere_term)(value, kept)
             elif kind in ("ls", "wide"):
                 continue  # a TrainConfig or ModelConfig value: configured(), network()
             elif kind == "mlp":

@@ -474,6 +474,33 @@ def test_verdict_training_centre_pulls_each_digits_features_to_its_class_centre_
             verdict_training.parse(wrong)
 
 
+def test_verdict_training_sphere_shrinks_the_non_digits_features_and_lifts_the_digits_while_it_runs(mnist):
+    from digitsum.config import ModelConfig, TrainConfig
+    from digitsum.mixture import Batch, normalize
+    from digitsum.training import loop
+
+    before = (loop.digitsum_loss, loop.build_model)
+    assert verdict_training.parse("sphere0.5") == [("sphere", 0.5)]
+    images = normalize(mnist["train"].images[:12])
+    digits, numbers = mnist["train"].labels[:12], torch.arange(12) % 10
+    real = torch.arange(12) < 9  # the last three as non-digits
+    batch = Batch(images, numbers, torch.where(real, digits, -100), torch.where(real, digits + numbers, -100), real)
+    cfg = TrainConfig()
+    with verdict_training.variant("sphere0.5"):
+        model = loop.build_model(ModelConfig(verdict=True))
+        outputs = model(images, numbers)
+        square = model.kept.pow(2).mean(1)
+        extra = loop.digitsum_loss(outputs, batch, cfg) - before[0](outputs, batch, cfg)
+        short = (verdict_training.SPHERE - square[:9].sqrt()).clamp_min(0).pow(2).mean()
+        assert torch.allclose(extra, 0.5 * (square[9:].mean() + short), atol=1e-5) and float(extra.detach()) > 0
+        all_digits = Batch(images, numbers, digits, digits + numbers, torch.ones(12, dtype=torch.bool))
+        assert torch.equal(loop.digitsum_loss(outputs, all_digits, cfg), before[0](outputs, all_digits, cfg))
+    assert (loop.digitsum_loss, loop.build_model) == before
+    for wrong in ("sphere", "sphere0", "sphere-2"):
+        with pytest.raises(SystemExit, match="unknown variant"):
+            verdict_training.parse(wrong)
+
+
 def test_verdict_training_rot_teaches_a_rotation_head_from_the_batchs_turned_digits(mnist):
     from digitsum import checkpoint
     from digitsum.config import ModelConfig, TrainConfig
