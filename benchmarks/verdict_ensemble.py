@@ -34,7 +34,7 @@ from digitsum.evaluate import fixed_test_mixture
 from digitsum.mixture import split_train_val
 from digitsum.predict import load_model
 from run_all import parse_flags
-from verdict_training import logit, table, verdict_figures
+from verdict_training import figures, logit, table, verdict_figures
 
 QUICK = 300  # images of each set in a smoke run
 
@@ -89,9 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     except DigitsumError as error:
         print(f"verdict_ensemble: {error}", file=sys.stderr)
         return 2
-    rows = {f"`{run}`": {"MNIST digit / sum": f"{100 * m['metrics']['digit_accuracy']:.2f} / "
-                                              f"{100 * m['metrics']['sum_accuracy']:.2f}",
-                         **verdict_figures(m["shipped"], data)} for run, m in zip(args.runs, members, strict=True)}
+    rows = {f"`{run}`": figures(m["metrics"], m["shipped"], data) for run, m in zip(args.runs, members, strict=True)}
     for size in range(2, len(members) + 1):
         for chosen in itertools.combinations(range(len(members)), size):
             rows[" + ".join(f"`{args.runs[i]}`" for i in chosen)] = combined([members[i] for i in chosen], data, test)

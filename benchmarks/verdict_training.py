@@ -237,17 +237,18 @@ def centre_term(weight: float, built: list):
     """``weight`` times the mean squared distance per feature of the batch's digits' image features (kept by
     ``with_kept_features`` in this step's forward pass) to their class centres; the centres, one (F,) per digit,
     move toward each batch's class means by ``1 - CENTRE_MOMENTUM`` (no gradient flows into them)."""
-    centres: list[torch.Tensor] = []  # (10, F), made at the first step
+    centres: list[torch.Tensor] = []  # (10, F), made at the first step from its class means
 
     def term(outputs, batch):
         model = built[-1]
         features = model.kept if batch.real is None else model.kept[batch.real]  # (B, F)
         digits = batch.digits if batch.real is None else batch.digits[batch.real]  # (B,)
-        if not centres:
-            centres.append(torch.stack([features[digits == d].detach().mean(0) for d in range(10)]).nan_to_num())
         with torch.no_grad():
             counts = torch.bincount(digits, minlength=10)  # (10,)
-            means = torch.zeros_like(centres[0]).index_add_(0, digits, features.detach()) / counts.clamp_min(1)[:, None]
+            means = features.new_zeros(10, features.shape[1]).index_add_(0, digits, features.detach())
+            means /= counts.clamp_min(1)[:, None]  # a class absent from the batch: zeros
+            if not centres:  # the first step: the batch's class means
+                centres.append(means)
             present = (counts > 0)[:, None]
             centres[0] = torch.where(present, CENTRE_MOMENTUM * centres[0] + (1 - CENTRE_MOMENTUM) * means, centres[0])
         return weight * (features - centres[0][digits]).pow(2).mean()
